@@ -1,0 +1,1 @@
+"""MRI super-resolution and denoising: degradation physics, MONAI network, inference, evaluation."""

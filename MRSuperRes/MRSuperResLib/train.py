@@ -1,0 +1,146 @@
+"""Training loop: synthetic slices -> physics degradation -> RestorationNet, with fixed seeds.
+
+Writes <output>/<model_id>.pt (state dict, loadable with weights_only=True), <model_id>.json (model card)
+and <model_id>.log (losses). Stops at `max_steps` or `time_limit_minutes`, whichever comes first.
+"""
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DEFAULT_CONFIG = {
+    "model_id": "mrsr-unet32-2p5d-v1",
+    "architecture": "unet32",
+    "context_slices": 3,
+    "batch_size": 24,
+    "synth_size": 192,
+    "crop": 128,
+    "learning_rate": 3e-4,
+    "max_steps": 40000,
+    "time_limit_minutes": 8.5,
+    "seed": 20261122,
+    "log_every": 100,
+}
+
+
+@dataclass
+class TrainingSummary:
+    model_id: str
+    architecture: str
+    context_slices: int
+    parameters: int
+    steps: int
+    seconds: float
+    device: str
+    final_loss: float
+    validation_l1_model: float
+    validation_l1_zip_input: float
+
+
+def load_config(path=None, overrides=None) -> dict:
+    config = dict(DEFAULT_CONFIG)
+    if path:
+        config.update(json.loads(Path(path).read_text()))
+    config.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = set(config) - set(DEFAULT_CONFIG)
+    if unknown:
+        raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+    return config
+
+
+def _validation_batches(bank, config, device, count=4):
+    """A fixed validation set (own seed), one batch per scale plus a mixed one."""
+    import torch
+
+    from .training_data import SliceSynthesizer
+    from .training_pairs import make_training_pairs
+
+    generator = torch.Generator(device=device).manual_seed(config["seed"] + 1)
+    synthesizer = SliceSynthesizer(bank, size=config["synth_size"], context=config["context_slices"], generator=generator)
+    batches = []
+    for scale in (1, 2, 3, None)[:count]:
+        clean, _ = synthesizer.sample(config["batch_size"])
+        batches.append(make_training_pairs(clean, generator, config["crop"], scale=scale))
+    return batches
+
+
+def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
+    import torch
+
+    from .network import RestorationNet, parameter_count
+    from .training_data import SliceSynthesizer, TemplateBank
+    from .training_pairs import make_training_pairs
+
+    torch.manual_seed(config["seed"])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    bank = TemplateBank(template_dir, device=device)
+    generator = torch.Generator(device=device).manual_seed(config["seed"])
+    synthesizer = SliceSynthesizer(bank, size=config["synth_size"], context=config["context_slices"], generator=generator)
+    validation = _validation_batches(bank, config, device)
+
+    model = RestorationNet(config["architecture"], config["context_slices"]).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config["learning_rate"], weight_decay=1e-4)
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    log_path = output_dir / f"{config['model_id']}.log"
+    log_file = log_path.open("w")
+
+    def emit(message):
+        log(message)
+        log_file.write(message + "\n")
+        log_file.flush()
+
+    emit(f"config {json.dumps(config)}")
+    emit(f"device {device} parameters {parameter_count(model)}")
+    start = time.time()
+    time_limit = config["time_limit_minutes"] * 60
+    running, step = None, 0
+    while step < config["max_steps"] and time.time() - start < time_limit:
+        # Cosine decay over the expected run length (time-based so the schedule ends on time).
+        progress = min(1.0, max(step / config["max_steps"], (time.time() - start) / time_limit))
+        for group in optimizer.param_groups:
+            group["lr"] = config["learning_rate"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+        with torch.no_grad():
+            clean, _ = synthesizer.sample(config["batch_size"])
+            batch = make_training_pairs(clean, generator, config["crop"])
+        with autocast:
+            prediction = model(batch["inputs"], batch["condition"])
+        loss = (prediction.float() - batch["target"]).abs().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % config["log_every"] == 0:
+            emit(f"step {step} loss {running:.5f} lr {optimizer.param_groups[0]['lr']:.2e} elapsed {time.time() - start:.0f}s")
+
+    model.eval()
+    with torch.no_grad(), autocast:
+        model_l1 = sum((model(b["inputs"], b["condition"]).float() - b["target"]).abs().mean().item() for b in validation)
+        centre = config["context_slices"] // 2
+        zip_l1 = sum((b["inputs"][:, centre : centre + 1] - b["target"]).abs().mean().item() for b in validation)
+    summary = TrainingSummary(
+        model_id=config["model_id"],
+        architecture=config["architecture"],
+        context_slices=config["context_slices"],
+        parameters=parameter_count(model),
+        steps=step,
+        seconds=round(time.time() - start, 1),
+        device=torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+        final_loss=round(running or float("nan"), 6),
+        validation_l1_model=round(model_l1 / len(validation), 6),
+        validation_l1_zip_input=round(zip_l1 / len(validation), 6),
+    )
+    emit(f"summary {json.dumps(asdict(summary))}")
+    weights_path = output_dir / f"{config['model_id']}.pt"
+    temporary = weights_path.with_suffix(".pt.tmp")
+    torch.save({k: v.detach().float().cpu() for k, v in model.state_dict().items()}, temporary)
+    temporary.replace(weights_path)
+    card = {"config": config, "training": asdict(summary)}
+    (output_dir / f"{config['model_id']}.json").write_text(json.dumps(card, indent=2))
+    log_file.close()
+    return summary

@@ -1,0 +1,87 @@
+"""Turn clean synthetic slices into (network input, noise condition, target) with MRI physics.
+
+For each batch: a requested output scale s in {1, 2, 3}; the scanner's acquisition matrix may be coarser
+still (it zero-filled: effective resolution below the voxel grid) and rectangular; random partial Fourier,
+apodisation, smooth phase and Rician noise from SNR 3 to 80 (and some noise-free). The network input is
+the Fourier zero-filled (ZIP) magnitude image, exactly as at inference. Denoising strength d in [0, 1]:
+the condition is d x (blind noise estimate) and the target keeps (1 - d) of the input's own noise, so
+d = 0 sharpens without removing the noise texture and d = 1 removes it.
+"""
+
+import math
+
+import torch
+
+from .degradation import acquire, fourier_resample, sigma_for_snr, smooth_random_phase
+from .noise_estimation import estimate_noise_sigma
+
+SCALES = (1, 2, 3)
+SCALE_PROBABILITIES = (0.25, 0.45, 0.30)
+
+
+def _choice(values, probabilities, generator, device):
+    index = torch.multinomial(torch.tensor(probabilities, device=device), 1, generator=generator).item()
+    return values[index]
+
+
+def _rand(generator, device, *shape):
+    return torch.rand(shape, generator=generator, device=device)
+
+
+def make_training_pairs(clean: torch.Tensor, generator: torch.Generator, crop: int, scale: int | None = None):
+    """clean (B, C, H, W) -> dict(inputs (B, C, crop, crop), condition (B,), target (B, 1, crop, crop), scale)."""
+    device = clean.device
+    batch, context, size, _ = clean.shape
+    scale = scale or _choice(SCALES, SCALE_PROBABILITIES, generator, device)
+    recon = max(8, round(size / scale))
+    extra = 1.0 if _rand(generator, device).item() < 0.65 else 1.1 + 0.7 * _rand(generator, device).item()
+    phase_axis = int(_rand(generator, device).item() < 0.5)
+    acquired = [max(8, round(recon / extra))] * 2
+    if _rand(generator, device).item() < 0.4:  # rectangular matrix: coarser phase encoding
+        acquired[phase_axis] = max(8, round(acquired[phase_axis] / (1 + 0.35 * _rand(generator, device).item())))
+    partial_fourier = 1.0
+    if _rand(generator, device).item() < 0.3:
+        partial_fourier = 0.6 + 0.275 * _rand(generator, device).item()
+    apodisation = _rand(generator, device).item() if _rand(generator, device).item() < 0.5 else 0.0
+
+    snr = torch.exp(math.log(3.0) + (math.log(80.0) - math.log(3.0)) * _rand(generator, device, batch))
+    noise_free = _rand(generator, device, batch) < 0.1
+    centre = clean[:, context // 2]
+    sigma = sigma_for_snr(centre, snr).view(batch, 1, 1, 1) * (~noise_free).view(-1, 1, 1, 1)
+    empty = centre.flatten(1).amax(1) <= 0  # noise-only scenes: an absolute noise level
+    sigma[empty] = 0.01 + 0.3 * _rand(generator, device, int(empty.sum()), 1, 1, 1)
+    phase = None
+    if _rand(generator, device).item() < 0.5:
+        phase = smooth_random_phase((size, size), batch, generator=generator, device=device)[:, None]
+
+    flat_clean = clean.reshape(batch * context, size, size)
+    kwargs = dict(
+        acquired_shape=acquired,
+        recon_shape=(recon, recon),
+        partial_fourier=partial_fourier,
+        partial_fourier_axis=phase_axis,
+        apodisation=apodisation,
+        phase=None if phase is None else phase.expand(-1, context, -1, -1).reshape(batch * context, size, size),
+        generator=generator,
+    )
+    sigmas = sigma.expand(-1, context, -1, -1).reshape(batch * context, 1, 1)
+    noisy = acquire(flat_clean, sigma=sigmas, **kwargs)
+    noiseless = acquire(flat_clean, sigma=0.0, **kwargs)
+    zip_noisy = fourier_resample(noisy, (size, size)).view(batch, context, size, size)
+    zip_clean = fourier_resample(noiseless, (size, size)).view(batch, context, size, size)
+
+    margin = (size - crop) // 2
+    window = (slice(None), slice(None), slice(margin, margin + crop), slice(margin, margin + crop))
+    inputs, zip_clean, truth = zip_noisy[window], zip_clean[window], clean[window]
+    level = torch.quantile(inputs.flatten(1), 0.99, dim=1).clamp(min=1e-3).view(-1, 1, 1, 1)
+    inputs, zip_clean, truth = inputs / level, zip_clean / level, truth / level
+    estimate = estimate_noise_sigma(inputs[:, context // 2])
+    strength = torch.where(_rand(generator, device, batch) < 0.7, torch.ones(batch, device=device), _rand(generator, device, batch))
+    centre_slice = slice(context // 2, context // 2 + 1)
+    kept_noise = (inputs[:, centre_slice] - zip_clean[:, centre_slice]) * (1 - strength).view(-1, 1, 1, 1)
+    return {
+        "inputs": inputs,
+        "condition": strength * estimate,
+        "target": truth[:, centre_slice] + kept_noise,
+        "scale": scale,
+    }

@@ -1,0 +1,53 @@
+"""worker.py, the script the Slicer module runs with PythonSlicer: run here as a real subprocess with plain Python.
+Protocol: PROGRESS i/N lines, one ERROR: line and exit code 2 for bad input, the result file only when complete."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from MRSuperResLib import worker_process
+
+
+def run_worker(*argv, timeout=120):
+    return subprocess.run([sys.executable, str(worker_process.WORKER_SCRIPT), *map(str, argv)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write(path, array, vector=False):
+    sitk.WriteImage(sitk.GetImageFromArray(array, isVector=vector), str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda tmp: tmp / "missing.nrrd", "cannot read input volume"),
+        (lambda tmp: write(tmp / "rgb.nrrd", np.zeros((3, 8, 8, 3), np.uint8), vector=True), "vector/RGB"),
+        (lambda tmp: write(tmp / "slice.nrrd", np.zeros((8, 8), np.float32)), "expected a 3D volume"),
+    ],
+)
+def test_bad_input_gives_one_error_line_and_exit_code_2(tmp_path, make, fragment):
+    source = make(tmp_path)
+    result = run_worker("--input", source, "--output", tmp_path / "out.nrrd")
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and fragment in errors[0]
+    assert not (tmp_path / "out.nrrd").exists()
+    assert not list(tmp_path.glob(".out*"))  # no partial file
+
+
+def test_output_equal_to_input_is_refused(tmp_path):
+    source = write(tmp_path / "in.nrrd", np.ones((3, 8, 8), np.float32))
+    before = source.read_bytes()
+    result = run_worker("--input", source, "--output", source)
+    assert result.returncode == 2 and "ERROR: the output file must differ" in result.stdout
+    assert source.read_bytes() == before
+
+
+def test_invalid_settings_are_usage_errors(tmp_path):
+    source = write(tmp_path / "in.nrrd", np.ones((3, 8, 8), np.float32))
+    result = run_worker("--input", source, "--output", tmp_path / "o.nrrd", "--scale", "5")
+    assert result.returncode == 2 and "invalid choice" in result.stderr

@@ -1,0 +1,133 @@
+"""Tests of MRSuperResLib.evaluate (classical methods only; the model part is exercised once weights ship)."""
+
+import argparse
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from MRQualityMetricsLib.volume import Volume, make_ijk_to_ras
+from MRQualityMetricsLib.volume_io import read_volume, write_volume
+from MRSuperResLib import cli_evaluate, cli_simulate, evaluate, phantoms
+
+CLASSICAL = ("zero_fill", "bspline", "nlm")
+
+
+def _head_volume(slices=6, size=72, spacing=(1.5, 1.5, 3.0)):
+    """A head-like phantom: flat shapes with a bright rim, thick slices along k."""
+    image = phantoms.flat_shapes((size, size), spacing[:2], level=100.0)
+    ring = phantoms.supersampled((size, size), spacing[:2], phantoms.disk((size * 0.75, size * 0.75), size * 0.66))
+    image = image + 30.0 * (ring - phantoms.supersampled((size, size), spacing[:2],
+                                                          phantoms.disk((size * 0.75, size * 0.75), size * 0.6)))
+    return Volume(array=phantoms.stack(image, slices), ijk_to_ras=make_ijk_to_ras(spacing, origin=(-50, 20, 3)),
+                  name="head phantom")
+
+
+def _config(tmp_path, **overrides):
+    options = {"volumes": [_head_volume()], "snrs": (10.0, 40.0), "scales": (2,), "methods": CLASSICAL,
+               "output_dir": tmp_path / "out", "hallucination": False}
+    options.update(overrides)
+    return evaluate.EvaluationConfig(**options)
+
+
+def test_rows_metrics_and_files(tmp_path):
+    result = evaluate.evaluate(_config(tmp_path), log=lambda line: None)
+    methods = [row["method"] for row in result.rows]
+    assert methods == ["truth"] + list(CLASSICAL) * 2
+    for row in result.rows:
+        assert set(row) == set(evaluate.COLUMNS)
+    by_key = {(row["snr"], row["method"]): row for row in result.rows}
+    # The truth strip is 2 pixels (3 mm) wide: its measured FWHM is 3 mm; restorations are wider.
+    assert by_key[(math.inf, "truth")]["fwhm_mm"] == pytest.approx(3.0, abs=0.15)
+    for method in CLASSICAL:
+        assert by_key[(10.0, method)]["fwhm_mm"] > 3.0
+        assert by_key[(40.0, method)]["psnr_mask"] > by_key[(10.0, method)]["psnr_mask"]  # less noise, closer
+    assert by_key[(10.0, "nlm")]["psnr_mask"] > by_key[(10.0, "zero_fill")]["psnr_mask"] + 1.0  # NLM denoises
+    assert all(row["seconds"] >= 0 for row in result.rows)
+    out = tmp_path / "out"
+    with open(out / "evaluation.csv") as stream:
+        table = list(csv.DictReader(stream))
+    assert tuple(table[0]) == evaluate.COLUMNS and len(table) == len(result.rows)
+    summary = (out / "summary.md").read_text()
+    assert "| 2 | 10 | nlm |" in summary and "head phantom" in summary
+    assert (out / "figure_head phantom_x2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_denoise_only_scale_one(tmp_path):
+    result = evaluate.evaluate(_config(tmp_path, scales=(1,), snrs=(10.0,), figures=False), log=lambda line: None)
+    methods = [row["method"] for row in result.rows]
+    assert methods == ["truth", "noisy_input", "nlm"]  # interpolators make no sense without upsampling
+    noisy, nlm = result.rows[1], result.rows[2]
+    assert nlm["psnr_mask"] > noisy["psnr_mask"] and nlm["ssim_mask"] > noisy["ssim_mask"]
+
+
+def test_hallucination_checks_pass_for_classical_methods():
+    config = evaluate.EvaluationConfig(volumes=[], methods=("zero_fill", "bspline", "nlm"))
+    rows = evaluate.hallucination_checks(config.methods, 2, 40.0, config, log=lambda line: None)
+    checks = {row["check"] for row in rows}
+    assert checks == {"noise_only_sd", "noise_only_gradient", "flat_total_variation", "flat_overshoot",
+                      "lesion_contrast"}
+    assert all(row["passed"] for row in rows), [row for row in rows if not row["passed"]]
+    by_key = {(row["check"], row["method"]): row for row in rows}
+    assert by_key[("noise_only_sd", "zero_fill")]["value"] == pytest.approx(by_key[("noise_only_sd", "zero_fill")]["reference"])
+    assert by_key[("noise_only_sd", "nlm")]["value"] < 0.5 * by_key[("noise_only_sd", "nlm")]["reference"]
+    lesion = by_key[("lesion_contrast", "zero_fill")]
+    assert lesion["reference"] == pytest.approx(25.0, rel=0.1)  # truth: 50 % of the level-50 background
+
+
+def test_prepare_truth_crop_keeps_physical_positions():
+    volume = Volume(array=np.arange(10 * 33 * 35, dtype=np.float32).reshape(10, 33, 35),
+                    ijk_to_ras=make_ijk_to_ras((1.0, 1.0, 4.0), origin=(5, 6, 7)))
+    truth, geometry, voxel_axis = evaluate.prepare_truth(volume, (2,), max_slices=4)
+    assert voxel_axis == 2 and truth.shape == (4, 32, 32)  # in-plane multiple of 4, 4 central slices (3..6)
+    np.testing.assert_allclose(geometry[:3, 3], (volume.ijk_to_ras @ [0, 0, 3, 1])[:3])
+    assert truth[0, 5, 7] == volume.array[3, 5, 7]
+    with pytest.raises(ValueError, match="too small"):
+        evaluate.prepare_truth(Volume(np.ones((4, 10, 40)), np.eye(4)), (3,))
+
+
+def test_display_orientation_is_radiological():
+    # LPS-style axial grid (i -> patient left, j -> posterior): transposition not needed, rows flipped? j points
+    # posterior, so row 0 (smallest j) is anterior and already on top; i points left, already to the right.
+    axial_lps = make_ijk_to_ras((1, 1, 3), np.diag([-1.0, -1.0, 1.0]))
+    assert evaluate.display_orientation(axial_lps, 0) == (False, False, False)
+    axial_ras = make_ijk_to_ras((1, 1, 3))  # j anterior (flip rows), i right (flip columns)
+    assert evaluate.display_orientation(axial_ras, 0) == (False, True, True)
+
+
+def test_bad_configuration(tmp_path):
+    with pytest.raises(ValueError, match="unknown method"):
+        evaluate.evaluate(_config(tmp_path, methods=("lanczos",)))
+    with pytest.raises(ValueError, match="SNR"):
+        evaluate.evaluate(_config(tmp_path, snrs=(0.0,)))
+    with pytest.raises(ValueError, match="scales"):
+        evaluate.evaluate(_config(tmp_path, scales=(4,)))
+    with pytest.raises(ValueError, match="does not exist"):
+        evaluate.evaluate(_config(tmp_path, volumes=[tmp_path / "missing.nii.gz"]))
+
+
+def _parse(module, argv):
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_command_lines_simulate_and_evaluate(tmp_path, capsys):
+    truth_path = tmp_path / "truth.nii.gz"
+    write_volume(_head_volume(slices=4), str(truth_path))
+    low_path = tmp_path / "low.nrrd"
+    assert cli_simulate.run(_parse(cli_simulate, [str(truth_path), "-o", str(low_path), "--snr", "15", "--seed", "4"])) == 0
+    low = read_volume(str(low_path))
+    truth = read_volume(str(truth_path))
+    assert low.array.shape == (4, 36, 36)
+    np.testing.assert_allclose(low.spacing, [3.0, 3.0, 3.0], rtol=1e-5)
+    np.testing.assert_allclose(low.origin, truth.origin, atol=1e-4)
+    assert "noise sigma" in capsys.readouterr().out
+    status = cli_evaluate.run(_parse(cli_evaluate, [
+        "--volumes", str(truth_path), "--snr", "20", "--methods", "zero_fill", "bspline", "--max-slices", "3",
+        "--no-figures", "--no-hallucination", "--output", str(tmp_path / "eval")]))
+    assert status == 0
+    rows = list(csv.DictReader(open(tmp_path / "eval" / "evaluation.csv")))
+    assert [row["method"] for row in rows] == ["truth", "zero_fill", "bspline"]
+    assert all(row["volume"] == "truth" for row in rows)
