@@ -22,8 +22,11 @@ from MRSuperResLib.mrml_logic import DEVICES, SCALES, SLICE_AXES, SuperResMrmlLo
 SAMPLE_FOLDER = os.path.join(os.path.dirname(__file__), "Resources", "SampleData", "GEBrainPD")
 
 
-def _catalogueModelIds():
-    """Model ids of Models.json for the model selector ("" = the catalogue's default model)."""
+AUTOMATIC_MODEL = "auto"  # the catalogue's default for the device that runs (the fast model on CPUs)
+
+
+def _modelChoices():
+    """Choices of the model selector: automatic, then the model ids of Models.json."""
     try:
         from MRSuperResLib import model_catalog
 
@@ -31,7 +34,7 @@ def _catalogueModelIds():
     except Exception as error:  # a broken catalogue must not stop the module from loading
         logging.warning(f"MRSuperRes: cannot read the model catalogue: {error}")
         ids = []
-    return ids or [""]
+    return [AUTOMATIC_MODEL, *ids]
 
 
 #
@@ -85,14 +88,14 @@ def registerSampleData():
 # MRSuperResParameterNode
 #
 
-MODEL_IDS = _catalogueModelIds()
+MODEL_CHOICES = _modelChoices()
 
 
 @parameterNodeWrapper
 class MRSuperResParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     outputVolume: vtkMRMLScalarVolumeNode
-    model: Annotated[str, Choice(MODEL_IDS)] = MODEL_IDS[0]
+    model: Annotated[str, Choice(MODEL_CHOICES)] = AUTOMATIC_MODEL
     scale: Annotated[int, Choice(list(SCALES))] = 2
     denoise: Annotated[float, WithinRange(0.0, 1.0)] = 1.0
     device: Annotated[str, Choice(list(DEVICES))] = "auto"
@@ -209,11 +212,12 @@ class MRSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             from MRSuperResLib import dependencies
 
             p = self._parameterNode
+            modelId = None if p.model == AUTOMATIC_MODEL else p.model
             dependencies.ensureDependencies(askConfirmation=True)
-            self.setStatus(self.logic.deviceAdvice(p.inputVolume, p.scale, p.device, p.model))
+            self.setStatus(self.logic.deviceAdvice(p.inputVolume, p.scale, p.device, modelId))
             self._job = self.logic.startProcessing(
                 p.inputVolume, p.outputVolume, scale=p.scale, denoise=p.denoise, device=p.device,
-                sliceAxis=p.sliceAxis, batchSize=p.batchSize or None, modelId=p.model or None,
+                sliceAxis=p.sliceAxis, batchSize=p.batchSize or None, modelId=modelId,
                 env=slicer.util.startupEnvironment(),
             )
             self.ui.progressBar.setRange(0, 0)  # busy until the first progress line

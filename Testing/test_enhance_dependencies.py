@@ -75,3 +75,25 @@ def test_cuda_status_on_this_machine_matches_torch():
                                                 (7200, "2.0 h")])
 def test_format_duration(seconds, text):
     assert dependencies.formatDuration(seconds) == text
+
+
+def test_expected_run_time_comes_from_the_catalogue_timing(tmp_path):
+    import json
+    import shutil
+
+    from MRSuperResLib import model_catalog
+
+    models = tmp_path / "models"
+    shutil.copytree(model_catalog.DEFAULT_MODELS_DIR, models)
+    assert dependencies.expectedRunSeconds((256, 256, 20), 2, modelsDir=models) == (None, None)  # not measured
+    catalogue = json.loads((models / "Models.json").read_text())
+    for entry in catalogue["models"]:
+        entry["timing"] = {"cpu_seconds_per_megavoxel": 2.0 if "cpu" in entry["default_for"] else 9.0,
+                           "cuda_seconds_per_megavoxel": 0.01}
+    (models / "Models.json").write_text(json.dumps(catalogue))
+    cpu, gpu = dependencies.expectedRunSeconds((256, 256, 20), 2, modelsDir=models)
+    megavoxels = 256 * 256 * 20 * 4 / 1e6  # output voxels
+    assert cpu == pytest.approx(2.0 * megavoxels) and gpu == pytest.approx(0.01 * megavoxels)
+    # An explicitly chosen model is used on both devices.
+    chosen = [e["id"] for e in catalogue["models"] if "cpu" not in e["default_for"]][0]
+    assert dependencies.expectedRunSeconds((256, 256, 20), 2, chosen, models)[0] == pytest.approx(9.0 * megavoxels)

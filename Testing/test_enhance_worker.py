@@ -51,3 +51,23 @@ def test_invalid_settings_are_usage_errors(tmp_path):
     source = write(tmp_path / "in.nrrd", np.ones((3, 8, 8), np.float32))
     result = run_worker("--input", source, "--output", tmp_path / "o.nrrd", "--scale", "5")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_worker_enhances_and_reports_progress(tmp_path):
+    array = (np.random.default_rng(2).random((5, 24, 20)) * 300 + 100).astype(np.float32)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.9, 0.8, 5.0))
+    image.SetOrigin((-10.0, 20.0, 3.0))
+    sitk.WriteImage(image, str(tmp_path / "in.nrrd"))
+    result = run_worker("--input", tmp_path / "in.nrrd", "--output", tmp_path / "out.nrrd", "--scale", "2",
+                        "--denoise", "0.5", "--device", "cpu", "--batch-size", "2", "--model", "mrsr-unet16-2p5d-v1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    progress = [worker_process.parse_progress_line(line) for line in result.stdout.splitlines()]
+    progress = [p for p in progress if p is not None]
+    assert progress == [(2, 5), (4, 5), (5, 5)]  # batches of 2 slices
+    out = sitk.ReadImage(str(tmp_path / "out.nrrd"))
+    assert out.GetSize() == (40, 48, 5)
+    np.testing.assert_allclose(out.GetSpacing(), (0.45, 0.4, 5.0))
+    np.testing.assert_allclose(out.GetOrigin(), (-10.0, 20.0, 3.0))
+    assert np.all(np.isfinite(sitk.GetArrayFromImage(out)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nrrd", "out.nrrd"]

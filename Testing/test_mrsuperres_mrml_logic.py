@@ -93,3 +93,159 @@ def test_failure_while_importing_removes_the_created_node(slicerApp):
     with pytest.raises(OSError, match="disk full"):
         SuperResMrmlLogic._importResult(image, None, 2, "", True, failingFill)
     assert scene_state(app.scene) == state
+
+
+# With the shipped model (CPU), on three slices of the bundled GE PD sample.
+
+SAMPLE = Path(__file__).resolve().parents[1] / "MRSuperRes/Resources/SampleData/GEBrainPD"
+CPU_MODEL = "mrsr-unet16-2p5d-v1"
+
+
+def sample_slices(folder, indices):
+    """Volume read from copies of some sample slices (the empty (0000,0000) element is dropped: pydicom
+    cannot write it; pixels and geometry are unchanged)."""
+    import pydicom
+
+    from MRQualityMetricsLib.volume_io import read_volume
+
+    folder.mkdir()
+    files = sorted(SAMPLE.glob("*.dcm"))
+    for index in indices:
+        dataset = pydicom.dcmread(files[index])
+        for tag in [t for t in dataset.keys() if t.group == 0]:
+            del dataset[tag]
+        dataset.save_as(folder / files[index].name)
+    return read_volume(folder, name="GEBrainPD")
+
+
+@pytest.fixture(scope="module")
+def pd3(tmp_path_factory):
+    return sample_slices(tmp_path_factory.mktemp("pd3") / "dicom", (11, 12, 13))
+
+
+@pytest.fixture(scope="module")
+def pd8(tmp_path_factory):
+    return sample_slices(tmp_path_factory.mktemp("pd8") / "dicom", range(6, 14))
+
+
+def add_volume(app, volume):
+    return app.addVolumeFromArrayAndGeometry(volume.array, volume.ijk_to_ras, volume.name)
+
+
+def test_blocking_process_creates_the_named_output_in_the_study_and_shows_it(slicerApp, pd3):
+    import slicer
+
+    app = slicerApp
+    inputNode = add_volume(app, pd3)
+    shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(app.scene)
+    study = shNode.CreateStudyItem(shNode.CreateSubjectItem(shNode.GetSceneItemID(), "Patient"), "Brain")
+    shNode.CreateItem(study, inputNode)
+    views = [app.scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode") for _ in range(2)]
+    inputState = [entry for entry in scene_state(app.scene) if entry[0] == inputNode.GetID()]
+    before = mrml_nodes.volumeFromNode(inputNode).array.copy()
+    progress = []
+
+    outputNode = SuperResMrmlLogic().process(inputNode, scale=2, denoise=1.0, device="cpu",
+                                             progress=lambda done, total: progress.append((done, total)))
+    assert outputNode.GetName() == "GEBrainPD enhanced ×2"
+    result = mrml_nodes.volumeFromNode(outputNode)
+    assert result.array.shape == (3, 512, 512) and np.all(np.isfinite(result.array))
+    expected = pd3.ijk_to_ras.copy()
+    expected[:3, :2] /= 2
+    np.testing.assert_allclose(result.ijk_to_ras, expected, atol=1e-9)
+    assert result.array.mean() == pytest.approx(before.mean(), rel=0.05)
+    assert progress[-1] == (3, 3)
+    assert shNode.GetItemParent(shNode.GetItemByDataNode(outputNode)) == study
+    assert all(v.GetBackgroundVolumeID() == outputNode.GetID() and v.GetForegroundVolumeID() == inputNode.GetID()
+               and v.GetForegroundOpacity() == pytest.approx(0.5) for v in views)
+    assert "model=default scale=2 denoise=1" in outputNode.GetAttribute("MRSuperRes.settings")
+    np.testing.assert_array_equal(mrml_nodes.volumeFromNode(inputNode).array, before)  # input untouched
+    assert inputState[0] in scene_state(app.scene)  # same id, name, voxels and geometry
+
+
+def test_caller_supplied_output_node_receives_the_result(slicerApp, pd3):
+    app = slicerApp
+    inputNode = add_volume(app, pd3)
+    target = app.addVolumeFromArrayAndGeometry(np.zeros((2, 2, 2), np.int16), np.eye(4), "my result")
+    returned = SuperResMrmlLogic().process(inputNode, target, scale=1, device="cpu", modelId=CPU_MODEL)
+    assert returned is target and target.GetName() == "my result"
+    assert mrml_nodes.volumeFromNode(target).array.shape == (3, 256, 256)
+    np.testing.assert_allclose(mrml_nodes.ijkToRasArray(target), pd3.ijk_to_ras, atol=1e-9)
+
+
+def test_worker_path_gives_the_blocking_result(slicerApp, pd3):
+    app = slicerApp
+    inputNode = add_volume(app, pd3)
+    logic = SuperResMrmlLogic()
+    blocking = mrml_nodes.volumeFromNode(logic.process(inputNode, scale=2, device="cpu", modelId=CPU_MODEL,
+                                                       show=False))
+    job = logic.startProcessing(inputNode, scale=2, device="cpu", modelId=CPU_MODEL, python=sys.executable)
+    assert job.worker.wait(timeout=300) == 0, job.worker.log_lines
+    assert job.progress == (3, 3)
+    outputNode = logic.finishProcessing(job)
+    background = mrml_nodes.volumeFromNode(outputNode)
+    assert outputNode.GetName() == "GEBrainPD enhanced ×2_1"  # the first result keeps its name
+    np.testing.assert_allclose(background.ijk_to_ras, blocking.ijk_to_ras, atol=1e-6)
+    np.testing.assert_allclose(background.array, blocking.array, atol=1e-3 * blocking.array.max())
+    assert not job.tempDir.exists()
+
+
+def test_cancel_mid_run_kills_the_worker_and_leaves_the_scene_unchanged(slicerApp, pd8):
+    import time
+
+    app = slicerApp
+    inputNode = add_volume(app, pd8)
+    previous = app.addVolumeFromArrayAndGeometry(np.full((2, 3, 4), 5, np.int16), np.eye(4), "previous result")
+    folders, state = temp_job_folders(), scene_state(app.scene)
+    logic = SuperResMrmlLogic()
+    job = logic.startProcessing(inputNode, previous, scale=3, device="cpu", batchSize=1, modelId=CPU_MODEL,
+                                python=sys.executable)
+    deadline = time.monotonic() + 120
+    while job.progress is None and time.monotonic() < deadline:
+        job.worker.poll()
+        time.sleep(0.05)
+    assert job.progress is not None and job.progress[0] < 8, "the worker never reported progress"
+    logic.cancelProcessing(job)
+    assert job.worker.cancelled and not job.worker.is_running() and job.worker.return_code != 0
+    assert not job.tempDir.exists() and temp_job_folders() == folders
+    assert scene_state(app.scene) == state  # no new node; the chosen output keeps its previous content
+    with pytest.raises(RuntimeError, match="cancelled"):
+        logic.finishProcessing(job)
+    assert scene_state(app.scene) == state
+
+
+def test_blocking_cancel_event_leaves_the_scene_unchanged(slicerApp, pd3):
+    import threading
+
+    from MRSuperResLib.inference import EnhanceCancelled
+
+    app = slicerApp
+    inputNode = add_volume(app, pd3)
+    state = scene_state(app.scene)
+    cancel = threading.Event()
+    with pytest.raises(EnhanceCancelled):
+        SuperResMrmlLogic().process(inputNode, device="cpu", batchSize=1, modelId=CPU_MODEL, cancel=cancel,
+                                    progress=lambda done, total: cancel.set())
+    assert scene_state(app.scene) == state
+
+
+def test_corrupt_weights_fail_in_the_worker_with_the_checksum_reason(slicerApp, pd3, tmp_path):
+    import os
+    import shutil
+
+    from MRSuperResLib import model_catalog
+
+    models = tmp_path / "models"
+    shutil.copytree(model_catalog.DEFAULT_MODELS_DIR, models)
+    weights = models / f"{CPU_MODEL}.pt"
+    weights.chmod(0o644)
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated download
+    app = slicerApp
+    inputNode = add_volume(app, pd3)
+    state = scene_state(app.scene)
+    logic = SuperResMrmlLogic()
+    job = logic.startProcessing(inputNode, device="cpu", modelId=CPU_MODEL, python=sys.executable,
+                                env=dict(os.environ, MRSUPERRES_MODELS_DIR=str(models)))
+    with pytest.raises(RuntimeError, match="Enhancement failed: checksum mismatch"):
+        logic.finishProcessing(job)
+    assert scene_state(app.scene) == state

@@ -76,6 +76,17 @@ def test_hallucination_checks_pass_for_classical_methods():
     assert lesion["reference"] == pytest.approx(25.0, rel=0.1)  # truth: 50 % of the level-50 background
 
 
+def test_lesion_check_catches_an_eraser_and_verdict_follows_the_model():
+    # At scale 3 and SNR 20, 2D NLM smooths 3 mm lesions away: the check must flag it.
+    config = evaluate.EvaluationConfig(volumes=[])
+    rows = evaluate.hallucination_checks(("zero_fill", "nlm"), 3, 20.0, config, log=lambda line: None)
+    nlm = next(row for row in rows if row["check"] == "lesion_contrast" and row["method"] == "nlm")
+    assert not nlm["passed"] and nlm["value"] < 0.7 * nlm["reference"]
+    assert not evaluate.checks_passed(rows)
+    model_row = dict(nlm, method="model", passed=True)  # a verdict is about the model when it was evaluated
+    assert evaluate.checks_passed(rows + [model_row])
+
+
 def test_prepare_truth_crop_keeps_physical_positions():
     volume = Volume(array=np.arange(10 * 33 * 35, dtype=np.float32).reshape(10, 33, 35),
                     ijk_to_ras=make_ijk_to_ras((1.0, 1.0, 4.0), origin=(5, 6, 7)))
@@ -88,8 +99,7 @@ def test_prepare_truth_crop_keeps_physical_positions():
 
 
 def test_display_orientation_is_radiological():
-    # LPS-style axial grid (i -> patient left, j -> posterior): transposition not needed, rows flipped? j points
-    # posterior, so row 0 (smallest j) is anterior and already on top; i points left, already to the right.
+    # i -> patient left, j -> posterior: row 0 (smallest j) is already anterior (top), i already runs to the right.
     axial_lps = make_ijk_to_ras((1, 1, 3), np.diag([-1.0, -1.0, 1.0]))
     assert evaluate.display_orientation(axial_lps, 0) == (False, False, False)
     axial_ras = make_ijk_to_ras((1, 1, 3))  # j anterior (flip rows), i right (flip columns)
@@ -114,7 +124,7 @@ def _parse(module, argv):
 
 
 def test_command_lines_simulate_and_evaluate(tmp_path, capsys):
-    truth_path = tmp_path / "truth.nii.gz"
+    truth_path = tmp_path / "phantom.nii.gz"
     write_volume(_head_volume(slices=4), str(truth_path))
     low_path = tmp_path / "low.nrrd"
     assert cli_simulate.run(_parse(cli_simulate, [str(truth_path), "-o", str(low_path), "--snr", "15", "--seed", "4"])) == 0
@@ -130,4 +140,4 @@ def test_command_lines_simulate_and_evaluate(tmp_path, capsys):
     assert status == 0
     rows = list(csv.DictReader(open(tmp_path / "eval" / "evaluation.csv")))
     assert [row["method"] for row in rows] == ["truth", "zero_fill", "bspline"]
-    assert all(row["volume"] == "truth" for row in rows)
+    assert all(row["volume"] == "phantom" for row in rows)

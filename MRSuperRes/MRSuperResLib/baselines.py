@@ -24,8 +24,8 @@ import numpy as np
 from MRSuperResLib.simulate import (
     array_axis,
     check_volume_array,
-    in_plane_shape,
     fourier_sample_positions,
+    in_plane_shape,
     resampled_geometry,
     resolve_slice_axis,
 )

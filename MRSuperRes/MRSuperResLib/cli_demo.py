@@ -37,7 +37,7 @@ def add_arguments(parser):
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="compute device (default auto)")
     parser.add_argument("--model", default=None, metavar="ID",
-                        help="model id (default: the catalogue's fastest model on the CPU, else its default)")
+                        help="model id (default: the catalogue's default for the device: the fast model on CPUs)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
@@ -57,32 +57,10 @@ def measurement_specs(volume):
 
 
 def choose_model(model_id, device):
-    """The requested model, else the catalogue's fastest on the CPU when no GPU will be used, else the default."""
-    from MRSuperResLib import model_catalog
+    """The requested model, else the catalogue's default for the device that will run (the fast model on CPUs)."""
+    from MRSuperResLib import inference, model_catalog
 
-    if model_id is not None:
-        return model_catalog.get_model(model_id)
-    uses_cpu = device == "cpu"
-    if device == "auto":
-        try:
-            import torch
-
-            uses_cpu = not torch.cuda.is_available()
-        except ImportError:
-            uses_cpu = True
-    models = model_catalog.list_models()
-    if uses_cpu and len(models) > 1:
-        return min(models, key=_cpu_cost)
-    return model_catalog.get_model(None)
-
-
-def _cpu_cost(info):
-    """Measured CPU time from the catalogue when present, else the parameter count."""
-    for attribute in ("cpu_seconds_per_megavoxel", "cpu_seconds"):
-        value = getattr(info, attribute, None)
-        if value:
-            return float(value)
-    return float(getattr(info, "parameters", 0) or 0)
+    return model_catalog.get_model(model_id, inference.resolve_device(device).type)
 
 
 def _slice_extent_mm(volume):
@@ -172,7 +150,7 @@ def summary_table(rows, volume_names):
     snr_rows = [row for row in rows if row["kind"] == "snr"]
     cnr_rows = [row for row in rows if row["kind"] == "cnr"]
     lines = []
-    width = max(len(name) for name in volume_names) + 2
+    width = max(10, *(len(name) for name in volume_names)) + 2
     lines.append(f"{'':44}" + "".join(f"{name:>{width}}" for name in volume_names))
 
     def add(label, values, fmt):

@@ -151,7 +151,7 @@ def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", s
         raise ValueError(f"input '{input_path}' contains {bad} NaN or infinite voxel(s); fix or mask them first")
     from MRSuperResLib import inference, model_catalog  # torch/monai only once the input is known to be good
 
-    model = model_catalog.get_model(model_id)
+    model = model_catalog.get_model(model_id, inference.resolve_device(device).type)  # the device's default model
     out_array, out_ijk_to_ras = inference.enhance(
         volume.array, volume.ijk_to_ras, scale=scale, denoise=denoise, device=device, slice_axis=slice_axis,
         batch_size=batch_size, model_id=model.id, progress=progress,

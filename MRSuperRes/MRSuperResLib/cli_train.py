@@ -12,6 +12,8 @@ def add_arguments(parser):
     parser.add_argument("--max-steps", type=int, help="training step limit")
     parser.add_argument("--batch-size", type=int, help="slices per step")
     parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--init-weights", help="continue training from this state dict (.pt)")
+    parser.add_argument("--learning-rate", type=float, help="peak learning rate")
 
 
 def run(args) -> int:
@@ -25,6 +27,8 @@ def run(args) -> int:
         "max_steps": args.max_steps,
         "batch_size": args.batch_size,
         "seed": args.seed,
+        "init_weights": args.init_weights,
+        "learning_rate": args.learning_rate,
     }
     summary = train(args.templates, args.output, load_config(args.config, overrides), log=lambda m: print(m, flush=True))
     print(f"wrote {args.output}/{summary.model_id}.pt ({summary.parameters} parameters, {summary.steps} steps)")

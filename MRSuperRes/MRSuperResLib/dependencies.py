@@ -191,3 +191,18 @@ def expectedSeconds(secondsPerMegavoxel, outputVoxels):
     if not secondsPerMegavoxel or not math.isfinite(secondsPerMegavoxel):
         return None
     return secondsPerMegavoxel * outputVoxels / 1e6
+
+
+def expectedRunSeconds(dimensions, scale, modelId=None, modelsDir=None):
+    """(CPU seconds, GPU seconds) expected for a volume of dimensions (i, j, k) from the measured timings of
+    the model catalogue: entry "timing": {"cpu_seconds_per_megavoxel": ..., "cuda_seconds_per_megavoxel": ...}
+    (of output voxels). Each is None when the catalogue has no measurement for that device."""
+    from MRSuperResLib import model_catalog
+
+    outputVoxels = math.prod(int(n) for n in dimensions) * int(scale) ** 2
+    seconds = []
+    for device in ("cpu", "cuda"):
+        info = model_catalog.get_model(modelId or None, device, modelsDir)
+        timing = info.details.get("timing", {}) if isinstance(info.details, dict) else {}
+        seconds.append(expectedSeconds(timing.get(f"{device}_seconds_per_megavoxel"), outputVoxels))
+    return tuple(seconds)

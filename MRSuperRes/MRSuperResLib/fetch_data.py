@@ -13,12 +13,10 @@ import fnmatch
 import hashlib
 import io
 import json
-import os
 import re
 import subprocess
 import sys
 import tarfile
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,17 +192,11 @@ def _wanted(source: PackageSource, names) -> list:
 
 
 def _write_atomic(data: bytes, target: Path):
+    from MRQualityMetricsLib.atomic_files import atomic_path
+
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; these are shared read-only data files
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_path(target) as temporary:
+        Path(temporary).write_bytes(data)
 
 
 def load_manifest(dest: Path) -> dict:

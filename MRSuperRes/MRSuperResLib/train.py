@@ -22,6 +22,8 @@ DEFAULT_CONFIG = {
     "time_limit_minutes": 8.5,
     "seed": 20261122,
     "log_every": 100,
+    "sources": None,  # synthetic source mix and pixel sizes (None: training_data.DEFAULT_SOURCES)
+    "init_weights": None,  # optional .pt state dict to continue from (a second training stage)
 }
 
 
@@ -58,7 +60,8 @@ def _validation_batches(bank, config, device, count=4):
     from .training_pairs import make_training_pairs
 
     generator = torch.Generator(device=device).manual_seed(config["seed"] + 1)
-    synthesizer = SliceSynthesizer(bank, size=config["synth_size"], context=config["context_slices"], generator=generator)
+    synthesizer = SliceSynthesizer(bank, size=config["synth_size"], context=config["context_slices"], generator=generator,
+                                   sources=config["sources"])
     batches = []
     for scale in (1, 2, 3, None)[:count]:
         clean, _ = synthesizer.sample(config["batch_size"])
@@ -79,10 +82,14 @@ def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
     output_dir.mkdir(parents=True, exist_ok=True)
     bank = TemplateBank(template_dir, device=device)
     generator = torch.Generator(device=device).manual_seed(config["seed"])
-    synthesizer = SliceSynthesizer(bank, size=config["synth_size"], context=config["context_slices"], generator=generator)
+    synthesizer = SliceSynthesizer(bank, size=config["synth_size"], context=config["context_slices"], generator=generator,
+                                   sources=config["sources"])
     validation = _validation_batches(bank, config, device)
 
-    model = RestorationNet(config["architecture"], config["context_slices"]).to(device)
+    model = RestorationNet(config["architecture"], config["context_slices"])
+    if config["init_weights"]:
+        model.load_state_dict(torch.load(config["init_weights"], map_location="cpu", weights_only=True))
+    model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["learning_rate"], weight_decay=1e-4)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     log_path = output_dir / f"{config['model_id']}.log"

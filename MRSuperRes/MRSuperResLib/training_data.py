@@ -132,6 +132,21 @@ def _random_rotation(batch, generator, device, max_tilt_degrees=20.0):
     return base[choice] @ rx @ ry @ rz
 
 
+def power_law_texture(shape, exponent, generator, device):
+    """Unit-SD random images (B, C, H, W) with power spectrum ~ 1/|k|^exponent (exponent per sample, (B,)).
+
+    Real anatomy and template images carry texture down to the voxel scale; a truth without it teaches the
+    network to erase any fine texture it is shown.
+    """
+    white = torch.randn(shape, generator=generator, device=device)
+    rows = torch.fft.fftfreq(shape[-2], device=device)[:, None]
+    cols = torch.fft.fftfreq(shape[-1], device=device)[None, :]
+    radius = (rows**2 + cols**2).sqrt().clamp(min=1.0 / max(shape[-2:]))
+    filters = radius[None] ** (-exponent.view(-1, 1, 1) / 2)
+    texture = torch.fft.ifft2(torch.fft.fft2(white) * filters[:, None]).real
+    return texture / texture.flatten(1).std(dim=1).view(-1, 1, 1, 1).clamp(min=1e-8)
+
+
 def _smooth_noise(batch, channels, out_shape, cells, generator, device):
     """Smooth random fields (B, C, *out_shape) from a coarse random grid of `cells` per axis."""
     coarse = torch.randn((batch, channels) + tuple(cells), generator=generator, device=device)
@@ -139,10 +154,21 @@ def _smooth_noise(batch, channels, out_shape, cells, generator, device):
     return F.interpolate(coarse, size=out_shape, mode=mode, align_corners=True)
 
 
+# Pixel size ranges (mm per high-resolution pixel) per source: a template must not be magnified far past
+# its own resolution, or the "truth" is smoother than real anatomy and the network learns to blur.
+DEFAULT_SOURCES = {
+    "template": {"fraction": 0.3, "pixel_mm": (0.45, 1.0)},  # 0.5 mm T1 template
+    "labels": {"fraction": 0.4, "pixel_mm": (0.8, 1.6)},  # 1 mm tissue maps
+    "shapes": {"fraction": 0.3, "pixel_mm": (0.4, 1.6)},  # scale-free random label fields
+}
+
+
 class SliceSynthesizer:
     """Draws batches of clean high-resolution slice stacks (B, context, H, W) in [0, ~1]."""
 
-    def __init__(self, bank: TemplateBank, size: int = 192, context: int = 3, generator: torch.Generator | None = None):
+    def __init__(self, bank: TemplateBank, size: int = 192, context: int = 3, generator: torch.Generator | None = None,
+                 sources: dict | None = None):
+        self.sources = sources or DEFAULT_SOURCES
         self.bank = bank
         self.size = size
         self.context = context
@@ -155,10 +181,18 @@ class SliceSynthesizer:
     def _uniform(self, low, high, *shape):
         return low + (high - low) * self._rand(*shape)
 
-    def sample_points(self, batch):
+    def _choose_sources(self, batch):
+        """Source index per sample (order of self.sources) and its pixel size in mm."""
+        names = list(self.sources)
+        weights = torch.tensor([self.sources[n]["fraction"] for n in names], device=self.device)
+        choice = torch.multinomial(weights, batch, replacement=True, generator=self.generator)
+        low = torch.tensor([math.log(self.sources[n]["pixel_mm"][0]) for n in names], device=self.device)[choice]
+        high = torch.tensor([math.log(self.sources[n]["pixel_mm"][1]) for n in names], device=self.device)[choice]
+        return choice, torch.exp(low + (high - low) * self._rand(batch))
+
+    def sample_points(self, batch, pixel):
         """RAS points (B, context, sub, H, W, 3) of a random oblique slab, sub = thickness sub-samples."""
         size, context, sub = self.size, self.context, 3
-        pixel = torch.exp(self._uniform(math.log(0.35), math.log(1.2), batch))  # mm per high-res pixel
         thick_slices = self._rand(batch) < 0.5
         spacing = torch.where(thick_slices, self._uniform(2.0, 6.5, batch), self._uniform(0.5, 1.5, batch))
         thickness = spacing * self._uniform(0.5, 1.0, batch)
@@ -179,7 +213,7 @@ class SliceSynthesizer:
         points = points + displacement.permute(0, 2, 3, 4, 1).reshape(points.shape)
         # Global scaling of anatomy (head sizes differ): scale points about the centre.
         scale = self._uniform(0.85, 1.15, batch).view(-1, 1, 1, 1, 1, 1)
-        return (points - centre.view(-1, 1, 1, 1, 1, 3)) * scale + centre.view(-1, 1, 1, 1, 1, 3), pixel
+        return (points - centre.view(-1, 1, 1, 1, 1, 3)) * scale + centre.view(-1, 1, 1, 1, 1, 3)
 
     def _sample_volume(self, volume, ras_to_norm, points):
         """grid_sample a (1, C, D, H, W) volume at RAS points (B, ..., 3) -> (B, C, n)."""
@@ -229,6 +263,17 @@ class SliceSynthesizer:
             profile = inside * (1 - ring * torch.sigmoid((0.7 - distance) / edge))
             contrast = self._uniform(-0.6, 0.8, batch).view(-1, 1)
             image = image + present * contrast * profile
+        for _ in range(2):  # thin sheets (like the septum pellucidum or falx), limited in extent
+            present = (self._rand(batch) < 0.4).float().view(-1, 1)
+            anchor = centre + (self._rand(batch, 1, 3) * 2 - 1) * 30
+            normal = F.normalize(torch.randn((batch, 1, 3), generator=self.generator, device=self.device), dim=-1)
+            offset = flat - anchor
+            across = (offset * normal).sum(-1).abs()
+            extent = self._uniform(8.0, 30.0, batch).view(-1, 1)
+            width = self._uniform(0.3, 1.2, batch).view(-1, 1)
+            contrast = self._uniform(-0.6, 0.8, batch).view(-1, 1)
+            sheet = torch.sigmoid((width - across) / (0.15 * width)) * torch.sigmoid((extent - offset.norm(dim=-1)) / 2.0)
+            image = image + present * contrast * sheet
         for _ in range(6):
             present = (self._rand(batch) < 0.5).float().view(-1, 1)
             anchor = centre + (self._rand(batch, 1, 3) * 2 - 1) * 40
@@ -242,13 +287,14 @@ class SliceSynthesizer:
 
     def sample(self, batch):
         """Clean slice stacks (B, context, H, W), thickness-averaged, and the pixel size (B,) in mm."""
-        points, pixel = self.sample_points(batch)
+        source, pixel = self._choose_sources(batch)
+        names = list(self.sources)
+        points = self.sample_points(batch, pixel)
         shape = points.shape[:5]  # B, context, sub, H, W
-        source = self._rand(batch)
         labels = self._sample_volume(self.bank.labels, self.bank.mni_ras_to_norm, points)
         labels[:, 0] = (1 - labels[:, 1:].sum(1)).clamp(0, 1)  # outside the template grid is air
         image = self._label_contrast(labels)
-        use_template = source < 0.3
+        use_template = source == names.index("template")
         if use_template.any():
             fine = self._sample_volume(self.bank.t1_fine, self.bank.fine_ras_to_norm, points[use_template])[:, 0]
             gamma = self._uniform(0.5, 2.0, int(use_template.sum())).view(-1, 1)
@@ -258,7 +304,7 @@ class SliceSynthesizer:
             head = labels[use_template]
             head_only = self._label_contrast(head) * (1 - head[:, 1:4].sum(1))  # keep the synthetic head
             image[use_template] = fine * head[:, 1:4].sum(1) + head_only
-        use_shapes = source > 0.8
+        use_shapes = source == names.index("shapes")
         if use_shapes.any():
             image[use_shapes] = self._shapes_image(points[use_shapes], pixel[use_shapes])
         image = self._add_blobs_and_tubes(image, points)
@@ -270,6 +316,8 @@ class SliceSynthesizer:
         bias = _smooth_noise(batch, 1, stack, (2, 3, 3), self.generator, self.device).view(shape)
         image = image * torch.exp(self._uniform(0.0, 0.3, batch).view(-1, 1, 1, 1, 1) * bias)
         image = image.clamp(min=0).mean(dim=2)  # slice profile: average over the slice thickness
+        fine = power_law_texture(image.shape, self._uniform(0.5, 3.0, batch), self.generator, self.device)
+        image = (image * (1 + self._uniform(0.0, 0.08, batch).view(-1, 1, 1, 1) * fine)).clamp(min=0)
         noise_only = self._rand(batch) < 0.03  # empty scenes teach the net not to invent structure
         image[noise_only] = 0
         return image, pixel

@@ -1,0 +1,174 @@
+"""Enhance a volume: Fourier zero-fill (ZIP) the in-plane axes, then restore slice by slice with the network.
+
+Memory stays bounded: slices are zero-filled and restored in batches (with their neighbours for 2.5D
+context) and written into the preallocated output. On CUDA out-of-memory the batch is halved, then the
+run continues on the CPU. Intensities are normalised per slice stack exactly as in training
+(99th percentile), and restored on output.
+"""
+
+import threading
+import warnings
+
+import numpy as np
+
+from .simulate import array_axis, check_volume_array, in_plane_shape, resampled_geometry, resolve_slice_axis
+
+SCALES = (1, 2, 3)
+_MODEL_CACHE = {}
+
+
+class EnhanceCancelled(RuntimeError):
+    """Raised when the cancel event is set during enhance()."""
+
+
+def output_geometry(ijk_to_ras, shape_kji, scale, slice_axis="auto"):
+    """(output shape [k, j, i], output IJK-to-RAS) of enhance(), without running it."""
+    axis = resolve_slice_axis(ijk_to_ras, slice_axis)
+    out_shape = in_plane_shape(tuple(shape_kji), axis, scale)
+    return out_shape, resampled_geometry(ijk_to_ras, tuple(shape_kji), out_shape)
+
+
+def resolve_device(device="auto"):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available (use --device auto or cpu)")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    return torch.device(device)
+
+
+def _model(info, device):
+    key = (info.id, str(info.file), str(device))
+    if key not in _MODEL_CACHE:
+        from .model_catalog import build_model
+
+        _MODEL_CACHE.clear()  # keep one model resident
+        _MODEL_CACHE[key] = build_model(info).to(device)
+    return _MODEL_CACHE[key]
+
+
+def _validate(array, scale, denoise):
+    array = check_volume_array(array)
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if not 0.0 <= float(denoise) <= 1.0:
+        raise ValueError(f"denoise strength must be between 0 and 1, got {denoise}")
+    return array
+
+
+def _pad_to_multiple(tensor, multiple=16):
+    import torch.nn.functional as F
+
+    rows, cols = tensor.shape[-2:]
+    pad_rows, pad_cols = (-rows) % multiple, (-cols) % multiple
+    if pad_rows or pad_cols:
+        tensor = F.pad(tensor, (0, pad_cols, 0, pad_rows), mode="replicate")
+    return tensor, rows, cols
+
+
+def _zip_slices(slices, out_rows_cols, device):
+    import torch
+
+    from .degradation import fourier_resample
+
+    tensor = torch.from_numpy(np.ascontiguousarray(slices, dtype=np.float32)).to(device)
+    if tuple(tensor.shape[-2:]) == tuple(out_rows_cols):
+        return tensor
+    return fourier_resample(tensor, out_rows_cols)
+
+
+def _volume_noise_sigma(stack, out_rows_cols, device):
+    """Median of per-slice blind noise estimates (absolute intensity units) over slices with foreground."""
+    import torch
+
+    from .noise_estimation import estimate_noise_sigma
+
+    estimates = []
+    for start in range(0, stack.shape[0], 8):
+        zipped = _zip_slices(stack[start : start + 8], out_rows_cols, device)
+        estimates.append(estimate_noise_sigma(zipped).cpu())
+    values = torch.cat(estimates)
+    values = values[values > 0]
+    return float(values.median()) if values.numel() else 0.0
+
+
+def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, device):
+    """Restore slices first..last-1 of the (S, R, C) stack; returns (n, R', C') float32 numpy."""
+    import torch
+
+    context = model.context_slices
+    half = context // 2
+    indices = np.clip(np.arange(first - half, last + half), 0, stack.shape[0] - 1)
+    zipped = _zip_slices(stack[indices], out_rows_cols, device)
+    windows = zipped.unfold(0, context, 1).permute(0, 3, 1, 2)  # (n, context, R', C')
+    flat = windows.reshape(windows.shape[0], -1)
+    levels = torch.quantile(flat[:, :: max(1, flat.shape[1] // 65536)], 0.99, dim=1).clamp(min=1e-12)
+    levels = torch.where(levels > 0, levels, flat.abs().amax(1).clamp(min=1e-12))
+    inputs, rows, cols = _pad_to_multiple(windows / levels.view(-1, 1, 1, 1))
+    condition = (denoise * sigma / levels).float()
+    with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        restored = model(inputs, condition)
+    restored = restored[:, 0, :rows, :cols].float() * levels.view(-1, 1, 1)
+    return restored.cpu().numpy()
+
+
+def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="auto", batch_size=None,
+            model_id=None, progress=None, cancel: threading.Event | None = None, models_dir=None):
+    """Super-resolve (scale 2 or 3) and/or denoise (any scale, 1 = denoise only) a volume.
+
+    array [k, j, i] real values; returns (float32 array, IJK-to-RAS) on the output grid, which lies on the
+    input in physical space (see output_geometry).
+    """
+    import torch
+
+    from .model_catalog import get_model
+
+    array = _validate(array, scale, denoise)
+    ijk_to_ras = np.asarray(ijk_to_ras, dtype=float)
+    axis = resolve_slice_axis(ijk_to_ras, slice_axis)
+    out_shape, out_geometry = output_geometry(ijk_to_ras, array.shape, scale, axis)
+    torch_device = resolve_device(device)
+    info = get_model(model_id, torch_device.type, models_dir)
+    model = _model(info, torch_device)
+
+    stack = np.moveaxis(array, array_axis(axis), 0).astype(np.float32, copy=False)
+    out_stack_shape = np.moveaxis(np.empty(out_shape, dtype=bool), array_axis(axis), 0).shape
+    out_rows_cols = out_stack_shape[1:]
+    output = np.empty(out_stack_shape, dtype=np.float32)
+    sigma = _volume_noise_sigma(stack, out_rows_cols, torch_device) if denoise > 0 else 0.0
+    pixels = out_rows_cols[0] * out_rows_cols[1]
+    if batch_size is None:
+        batch_size = max(1, int((4 if torch_device.type == "cuda" else 1) * 512 * 512 // pixels * 4))
+    total, done = stack.shape[0], 0
+    while done < total:
+        if cancel is not None and cancel.is_set():
+            raise EnhanceCancelled("enhancement cancelled")
+        last = min(total, done + batch_size)
+        try:
+            output[done:last] = _restore_batch(model, stack, done, last, out_rows_cols, sigma, denoise, torch_device)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            if batch_size > 1:
+                batch_size = max(1, batch_size // 2)
+                warnings.warn(f"GPU out of memory: retrying with batches of {batch_size} slices", stacklevel=2)
+            else:
+                warnings.warn("GPU out of memory even for one slice: continuing on the CPU (slower)", stacklevel=2)
+                torch_device = torch.device("cpu")
+                model = _model(info, torch_device)
+            continue
+        done = last
+        if progress is not None:
+            progress(done, total)
+    if float(array.min()) >= 0:
+        np.maximum(output, 0, out=output)  # magnitude images stay non-negative
+    return np.moveaxis(output, 0, array_axis(axis)), out_geometry
+
+
+def enhance_volume(volume, scale=2, **kwargs):
+    """enhance() on a MRQualityMetricsLib Volume; the result is named '<input> enhanced ×<scale>'."""
+    array, geometry = enhance(volume.array, volume.ijk_to_ras, scale=scale, **kwargs)
+    suffix = "denoised" if scale == 1 else f"enhanced ×{scale}"
+    return volume.with_array(array, ijk_to_ras=geometry, name=f"{volume.name} {suffix}")

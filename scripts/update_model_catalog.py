@@ -1,0 +1,63 @@
+"""Add or refresh a trained model in MRSuperRes/Resources/Models/Models.json from its training output.
+
+Usage: python scripts/update_model_catalog.py TRAINING_DIR MODEL_ID [--default-for cuda|cpu ...] [--description TEXT]
+Copies <MODEL_ID>.pt into Resources/Models, records its SHA-256, parameters and training summary.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "MRSuperRes"))
+
+from MRSuperResLib.model_catalog import CATALOG_NAME, DEFAULT_MODELS_DIR, sha256_of  # noqa: E402
+
+TRAINING_DATA = (
+    "Synthetic images generated from deepmriprep 0.3.0 Template_05mm_bet (MIT) and nilearn 0.14.1 "
+    "MNI152 2009a T1/GM/WM maps (BSD-3 + MNI notice); no patient data"
+)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("training_dir", type=Path)
+    parser.add_argument("model_id")
+    parser.add_argument("--default-for", nargs="*", default=[])
+    parser.add_argument("--description", default="")
+    args = parser.parse_args()
+    card = json.loads((args.training_dir / f"{args.model_id}.json").read_text())
+    weights = DEFAULT_MODELS_DIR / f"{args.model_id}.pt"
+    if (args.training_dir / weights.name).resolve() != weights.resolve():
+        shutil.copyfile(args.training_dir / weights.name, weights)
+    catalog_path = DEFAULT_MODELS_DIR / CATALOG_NAME
+    catalog = json.loads(catalog_path.read_text()) if catalog_path.exists() else {"models": []}
+    entry = {
+        "id": args.model_id,
+        "file": weights.name,
+        "sha256": sha256_of(weights),
+        "architecture": card["config"]["architecture"],
+        "context_slices": card["config"]["context_slices"],
+        "scales": [1, 2, 3],
+        "description": args.description,
+        "contrasts": ["T1", "T1 post-contrast", "T2", "FLAIR", "PD"],
+        "parameters": card["training"]["parameters"],
+        "default_for": args.default_for,
+        "training_data": TRAINING_DATA,
+        "training": card["training"],
+        "licence": "Apache-2.0",
+    }
+    catalog["models"] = [m for m in catalog["models"] if m["id"] != args.model_id] + [entry]
+    for other in catalog["models"]:  # a device has one default
+        if other["id"] != args.model_id:
+            other["default_for"] = [d for d in other.get("default_for", []) if d not in args.default_for]
+    temporary = catalog_path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(catalog, indent=2) + "\n")
+    temporary.replace(catalog_path)
+    print(f"{args.model_id}: {entry['sha256']} ({weights.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
