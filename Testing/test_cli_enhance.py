@@ -18,7 +18,7 @@ from MRQualityMetricsLib.volume_io import read_volume, write_volume
 from MRSuperResLib import baselines, cli, model_catalog
 
 SAMPLE = Path(__file__).resolve().parents[1] / "MRSuperRes/Resources/SampleData/GEBrainPD"
-CPU_MODEL = "mrsr-unet16-2p5d-v1"
+CPU_MODEL = model_catalog.get_model(None, "cpu").id  # the fast model the catalogue picks for CPUs
 
 
 def tree_checksums(folder):
@@ -164,7 +164,7 @@ def test_corrupt_weights_fail_with_a_checksum_error_and_no_output(crop, tmp_path
     _, nifti, _ = crop
     models = tmp_path / "models"
     shutil.copytree(model_catalog.DEFAULT_MODELS_DIR, models)
-    weights = models / f"{CPU_MODEL}.pt"
+    weights = models / model_catalog.get_model(CPU_MODEL).file.name
     weights.chmod(0o644)
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MRSuperResLib import worker_process
+from MRSuperResLib import model_catalog, worker_process
 
 
 def run_worker(*argv, timeout=120):
@@ -60,7 +60,7 @@ def test_worker_enhances_and_reports_progress(tmp_path):
     image.SetOrigin((-10.0, 20.0, 3.0))
     sitk.WriteImage(image, str(tmp_path / "in.nrrd"))
     result = run_worker("--input", tmp_path / "in.nrrd", "--output", tmp_path / "out.nrrd", "--scale", "2",
-                        "--denoise", "0.5", "--device", "cpu", "--batch-size", "2", "--model", "mrsr-unet16-2p5d-v1")
+                        "--denoise", "0.5", "--device", "cpu", "--batch-size", "2", "--model", model_catalog.get_model(None, "cpu").id)
     assert result.returncode == 0, result.stdout + result.stderr
     progress = [worker_process.parse_progress_line(line) for line in result.stdout.splitlines()]
     progress = [p for p in progress if p is not None]

@@ -91,7 +91,8 @@ def test_profiles_match_imagej_sample_for_sample(imagej):
         count, profile = int(values[0]), np.array(values[1:])
         length = np.hypot(line[2] - line[0], line[3] - line[1])
         assert count == round(length) + 1
-        ours = interpolate_at_points(volume, pixel_to_ras(volume, imagej_positions(line, count)))
+        # ImageJ-compatible mode: bilinear, like getProfile().
+        ours = interpolate_at_points(volume, pixel_to_ras(volume, imagej_positions(line, count)), "linear")
         np.testing.assert_allclose(ours, profile, atol=1e-3, rtol=1e-6)
 
 
@@ -102,10 +103,10 @@ def test_fwhm_matches_imagej(imagej):
         step_mm = 0.5 * np.hypot(line[2] - line[0], line[3] - line[1]) / (count - 1)
         imagej_fwhm = sharpness_from_profile(np.arange(count) * step_mm, profile).fwhm_mm
         positions = pixel_to_ras(volume, imagej_positions(line, count))
-        same_samples = interpolate_at_points(volume, positions)
+        same_samples = interpolate_at_points(volume, positions, "linear")
         assert sharpness_from_profile(np.arange(count) * step_mm, same_samples).fwhm_mm == pytest.approx(
             imagej_fwhm, rel=1e-6)
-        fine = sample_line(volume, positions[[0, -1]])  # our default: 0.1-voxel steps
+        fine = sample_line(volume, positions[[0, -1]], interpolation="linear")  # 0.1-voxel steps
         assert sharpness_from_profile(fine.distance_mm, fine.intensity).fwhm_mm == pytest.approx(
             imagej_fwhm, rel=tolerance)
         # and both measure the ridge: FWHM 2.3548 sigma projected on the line

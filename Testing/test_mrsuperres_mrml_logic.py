@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from MRSuperResLib import mrml_nodes
+from MRSuperResLib import model_catalog, mrml_nodes
 from MRSuperResLib.mrml_logic import SuperResMrmlLogic, validateSettings
 
 
@@ -98,7 +98,7 @@ def test_failure_while_importing_removes_the_created_node(slicerApp):
 # With the shipped model (CPU), on three slices of the bundled GE PD sample.
 
 SAMPLE = Path(__file__).resolve().parents[1] / "MRSuperRes/Resources/SampleData/GEBrainPD"
-CPU_MODEL = "mrsr-unet16-2p5d-v1"
+CPU_MODEL = model_catalog.get_model(None, "cpu").id  # the fast model the catalogue picks for CPUs
 
 
 def sample_slices(folder, indices):
@@ -233,11 +233,9 @@ def test_corrupt_weights_fail_in_the_worker_with_the_checksum_reason(slicerApp, 
     import os
     import shutil
 
-    from MRSuperResLib import model_catalog
-
     models = tmp_path / "models"
     shutil.copytree(model_catalog.DEFAULT_MODELS_DIR, models)
-    weights = models / f"{CPU_MODEL}.pt"
+    weights = models / model_catalog.get_model(CPU_MODEL).file.name
     weights.chmod(0o644)
     weights.write_bytes(weights.read_bytes()[:-100])  # truncated download
     app = slicerApp

@@ -19,6 +19,8 @@ import warnings
 
 import numpy as np
 
+from .line_profile import DEFAULT_INTERPOLATION, INTERPOLATION_ORDERS
+
 PROGRAM = "mrqualitymetrics"
 
 
@@ -65,7 +67,8 @@ def _build_parser():
                    help="NEMA SNR from two repeated acquisitions (volumes named by file stem)")
     m.add_argument("--rayleigh", action="store_true", help="background SD / 0.655 (single-coil magnitude only)")
     m.add_argument("--step-mm", type=float, help="profile step (default 0.1 x smallest voxel spacing)")
-    m.add_argument("--interpolation", default="linear", choices=["linear", "cubic"])
+    m.add_argument("--interpolation", default=DEFAULT_INTERPOLATION, choices=sorted(INTERPOLATION_ORDERS),
+                   help="profile interpolation (default %(default)s; linear = ImageJ's bilinear)")
     m.add_argument("--polarity", default="auto", choices=["auto", "peak", "trough", "edge"])
     m.add_argument("--series", metavar="UID", help="DICOM series UID when a folder holds several series")
     m.add_argument("--output", required=True, metavar="results.csv")

@@ -7,8 +7,11 @@ Sampling rules (identical for every volume, whatever its resolution or orientati
 - Each sample position is mapped to continuous voxel indices with the volume's RAS-to-IJK matrix, so oblique
   and left-handed IJK-to-RAS matrices and anisotropic spacing need no special handling.
 - Values come from interpolation on a float64 copy of the voxels (integer images are never rounded):
-  "linear" (trilinear, the default; bilinear within a slice is what ImageJ's Plot Profile does) or "cubic"
-  (cubic B-spline, more faithful for structures only one or two voxels wide).
+  "quintic" (the default: 5th-order B-spline, an interpolating spline close to band-limited sinc
+  interpolation, so a Gaussian of sigma = 1 voxel keeps its FWHM within ~1.5 % and sigma >= 1.2 voxels within
+  0.2 %), "cubic" (3rd-order B-spline) or "linear" (trilinear; bilinear within a slice is what ImageJ's Plot
+  Profile does, and it widens one-voxel structures by 4-10 %). The splines pass through the voxel values, so
+  at voxel centres all three agree with ImageJ.
 - Inside rule: a voxel covers its centre +- 0.5 voxel, so a point is inside when every continuous index lies
   in [-0.5, n - 0.5]. In the outer half-voxel the edge voxel value is used (no extrapolation).
 ImageJ equivalence (verified against ImageJ 1.53t in Testing/test_metrics_imagej.py): getProfile() of
@@ -20,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-INTERPOLATION_ORDERS = {"linear": 1, "cubic": 3}
+INTERPOLATION_ORDERS = {"linear": 1, "cubic": 3, "quintic": 5}
+DEFAULT_INTERPOLATION = "quintic"
 DEFAULT_STEP_FRACTION = 0.1
 _INSIDE_TOLERANCE = 1e-6  # voxels; absorbs rounding when a point sits exactly on the outer boundary
 
@@ -86,7 +90,7 @@ def check_points_inside(volume, points_ras, distances, name="line"):
     raise ValueError(f"line '{name}': {detail} outside volume '{volume.name}'")
 
 
-def interpolate_at_points(volume, points_ras, interpolation="linear"):
+def interpolate_at_points(volume, points_ras, interpolation=DEFAULT_INTERPOLATION):
     """Interpolated float64 intensities at RAS points (no bounds check; edge values beyond the edge)."""
     from scipy import ndimage
 
@@ -98,9 +102,10 @@ def interpolate_at_points(volume, points_ras, interpolation="linear"):
         raise ValueError(f"volume '{volume.name}': expected a 3D scalar array, got shape {array.shape}")
     ijk = volume.ras_to_ijk_points(points_ras)
     kji = ijk[:, ::-1]
-    # Work on the sub-block the samples touch to keep large volumes cheap. The cubic B-spline prefilter is
-    # global, but its boundary influence decays as 0.268^n, so 12 extra voxels make cropping invisible.
-    margin = 2 if order == 1 else 12
+    # Work on the sub-block the samples touch to keep large volumes cheap. The B-spline prefilter is global,
+    # but its boundary influence decays as 0.268^n (cubic) or 0.431^n (quintic): 12/20 extra voxels make
+    # cropping invisible.
+    margin = {1: 2, 3: 12, 5: 20}[order]
     low = np.maximum(np.floor(kji.min(axis=0)).astype(int) - margin, 0)
     high = np.minimum(np.ceil(kji.max(axis=0)).astype(int) + margin + 1, array.shape)
     block = array[low[0] : high[0], low[1] : high[1], low[2] : high[2]].astype(np.float64)
@@ -108,7 +113,7 @@ def interpolate_at_points(volume, points_ras, interpolation="linear"):
     return ndimage.map_coordinates(block, coordinates, order=order, mode="nearest", prefilter=order > 1)
 
 
-def sample_line(volume, points_ras, step_mm=None, name="line", interpolation="linear") -> Profile:
+def sample_line(volume, points_ras, step_mm=None, name="line", interpolation=DEFAULT_INTERPOLATION) -> Profile:
     """Sample a line (2 points) or polyline (its interpolated points) at equal physical steps."""
     points = _as_polyline(points_ras, name)
     length = polyline_length(points)

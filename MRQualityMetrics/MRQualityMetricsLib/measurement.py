@@ -14,7 +14,7 @@ import numpy as np
 from . import snr as snr_formulas
 from .atomic_files import atomic_path
 from .edge_metrics import POLARITIES, sharpness_from_profile
-from .line_profile import DEFAULT_STEP_FRACTION, INTERPOLATION_ORDERS, sample_line
+from .line_profile import DEFAULT_INTERPOLATION, DEFAULT_STEP_FRACTION, INTERPOLATION_ORDERS, sample_line
 from .region_stats import region_values, statistics_of_values
 
 
@@ -282,7 +282,7 @@ def _in_context(measurement, volume_name, function, *args):
 
 
 def measure(volumes, lines=(), regions=(), snrs=(), cnrs=(), contrast_ratios=(), step_mm=None,
-            difference_snrs=(), interpolation="linear") -> MeasurementResult:
+            difference_snrs=(), interpolation=DEFAULT_INTERPOLATION) -> MeasurementResult:
     """Measure every line and region on every volume; SNR/CNR rows use the regions' statistics.
 
     step_mm: profile sampling step (default 0.1 x the smallest voxel spacing of each volume).

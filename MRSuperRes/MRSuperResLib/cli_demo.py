@@ -216,6 +216,8 @@ def run(args) -> int:
               f"enhanced x{SCALE} with {model.id} in {enhance_seconds:.1f} s "
               f"({time.monotonic() - start:.1f} s in all)")
         print(summary_table(result.rows, [v.name for v in volumes]))
+        print("Note: SNR against the background SD overstates what denoising gains (the air is flattened more than "
+              "tissue); compare the same-region SNR and the falx width/edge metrics too.")
         print(f"Wrote {output}/: enhanced_x{SCALE}.nii.gz, {series_folder.name}/ (DICOM), original.nii.gz, "
               f"zero_filled_x{SCALE}.nii.gz, comparison.png, metrics.csv")
     return 0

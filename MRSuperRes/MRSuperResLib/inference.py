@@ -81,15 +81,19 @@ def _zip_slices(slices, out_rows_cols, device):
 
 
 def _volume_noise_sigma(stack, out_rows_cols, device):
-    """Median of per-slice blind noise estimates (absolute intensity units) over slices with foreground."""
+    """Noise SD of the volume (absolute units): median over slices with foreground of the smaller of two
+    blind estimates, the local-SD one the network was trained with (on the zero-filled slices) and the
+    wavelet one on the input grid, which textured anatomy does not inflate."""
     import torch
 
-    from .noise_estimation import estimate_noise_sigma
+    from .noise_estimation import estimate_noise_sigma, estimate_noise_sigma_wavelet
 
     estimates = []
     for start in range(0, stack.shape[0], 8):
-        zipped = _zip_slices(stack[start : start + 8], out_rows_cols, device)
-        estimates.append(estimate_noise_sigma(zipped).cpu())
+        block = stack[start : start + 8]
+        local = estimate_noise_sigma(_zip_slices(block, out_rows_cols, device)).cpu()
+        wavelet = estimate_noise_sigma_wavelet(torch.from_numpy(np.ascontiguousarray(block)).to(device)).cpu()
+        estimates.append(torch.minimum(local, wavelet))
     values = torch.cat(estimates)
     values = values[values > 0]
     return float(values.median()) if values.numel() else 0.0
@@ -105,8 +109,9 @@ def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, dev
     zipped = _zip_slices(stack[indices], out_rows_cols, device)
     windows = zipped.unfold(0, context, 1).permute(0, 3, 1, 2)  # (n, context, R', C')
     flat = windows.reshape(windows.shape[0], -1)
-    levels = torch.quantile(flat[:, :: max(1, flat.shape[1] // 65536)], 0.99, dim=1).clamp(min=1e-12)
-    levels = torch.where(levels > 0, levels, flat.abs().amax(1).clamp(min=1e-12))
+    # 99th percentile of |x|: robust to outliers, and positive for images with negative values too.
+    levels = torch.quantile(flat[:, :: max(1, flat.shape[1] // 65536)].abs(), 0.99, dim=1)
+    levels = torch.where(levels > 0, levels, flat.abs().amax(1)).clamp(min=1e-12)
     inputs, rows, cols = _pad_to_multiple(windows / levels.view(-1, 1, 1, 1))
     condition = (denoise * sigma / levels).float()
     with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):

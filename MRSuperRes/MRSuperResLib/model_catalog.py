@@ -43,13 +43,18 @@ def list_models(directory=None) -> list:
         raise ValueError(f"model catalogue not found: {catalog_path}") from error
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"model catalogue {catalog_path} is malformed: {error}") from error
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"model catalogue {catalog_path} is malformed: 'models' must be a non-empty list")
     known = set(ModelInfo.__dataclass_fields__)
     models = []
-    for entry in entries:
-        core = {k: v for k, v in entry.items() if k in known and k != "details"}
-        core["file"] = folder / entry["file"]
-        core["details"] = {k: v for k, v in entry.items() if k not in known}
-        models.append(ModelInfo(**core))
+    for index, entry in enumerate(entries):
+        try:
+            core = {k: v for k, v in entry.items() if k in known and k != "details"}
+            core["file"] = folder / entry["file"]
+            core["details"] = {k: v for k, v in entry.items() if k not in known}
+            models.append(ModelInfo(**core))
+        except (AttributeError, KeyError, TypeError) as error:  # an entry that is not an object or lacks fields
+            raise ValueError(f"model catalogue {catalog_path} is malformed: entry {index}: {error!r}") from error
     return models
 
 

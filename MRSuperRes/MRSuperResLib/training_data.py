@@ -154,11 +154,12 @@ def _smooth_noise(batch, channels, out_shape, cells, generator, device):
     return F.interpolate(coarse, size=out_shape, mode=mode, align_corners=True)
 
 
-# Pixel size ranges (mm per high-resolution pixel) per source: a template must not be magnified far past
-# its own resolution, or the "truth" is smoother than real anatomy and the network learns to blur.
+# Pixel size ranges (mm per high-resolution pixel) per source. Magnified templates give smooth truths and
+# unmagnified ones sharp truths; both occur in real anatomy, and a network that only ever sees sharp truths
+# over-sharpens smooth structures.
 DEFAULT_SOURCES = {
-    "template": {"fraction": 0.3, "pixel_mm": (0.45, 1.0)},  # 0.5 mm T1 template
-    "labels": {"fraction": 0.4, "pixel_mm": (0.8, 1.6)},  # 1 mm tissue maps
+    "template": {"fraction": 0.3, "pixel_mm": (0.35, 1.0)},  # 0.5 mm T1 template
+    "labels": {"fraction": 0.4, "pixel_mm": (0.5, 1.6)},  # 1 mm tissue maps
     "shapes": {"fraction": 0.3, "pixel_mm": (0.4, 1.6)},  # scale-free random label fields
 }
 
