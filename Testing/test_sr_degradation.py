@@ -49,7 +49,8 @@ def test_fourier_resample_keeps_constant_and_mean(shape_in, shape_out):
 
 
 @pytest.mark.parametrize("shape_in, shape_out", [((32, 30), (64, 60)), ((45, 33), (90, 99)), ((64, 60), (32, 20)),
-                                                 ((45, 33), (15, 11)), ((40, 40), (27, 53)), ((90, 90), (45, 45))])
+                                                 ((45, 33), (15, 11)), ((40, 40), (27, 53)), ((90, 90), (45, 45)),
+                                                 ((20, 21), (21, 20)), ((21, 20), (20, 21))])  # DC index unchanged
 def test_fourier_resample_samples_band_limited_cosine_at_documented_positions(shape_in, shape_out):
     """A cosine with a frequency below every Nyquist limit is reproduced exactly at fourier_sample_positions."""
     f_row, f_col = 3, 2  # cycles per field of view
@@ -62,6 +63,13 @@ def test_fourier_resample_samples_band_limited_cosine_at_documented_positions(sh
     resampled = degradation.fourier_resample(torch.from_numpy(image(rows_in, cols_in)), shape_out).numpy()
     expected = image(fourier_sample_positions(shape_in[0], shape_out[0]), fourier_sample_positions(shape_in[1], shape_out[1]))
     np.testing.assert_allclose(resampled, expected, atol=1e-10)
+
+
+def test_acquire_zero_fills_a_rectangular_matrix_with_the_same_dc_index():
+    """A 20 x 21 acquisition zero-filled to 21 x 21: both row spectra have their DC at index 10."""
+    image = degradation.acquire(torch.full((2, 42, 42), 5.0), (20, 21), 0.0, recon_shape=(21, 21))
+    assert image.shape == (2, 21, 21)
+    assert torch.allclose(image, torch.full_like(image, 5.0), atol=1e-4)
 
 
 def test_fourier_resample_of_complex_input_stays_complex():

@@ -1,10 +1,13 @@
-"""Tests of MRSuperResLib.noise_estimation: blind noise SD on flat objects, after zero-filling, without foreground."""
+"""Tests of MRSuperResLib.noise_estimation: local-SD and wavelet noise estimates on flat objects, ramps, zero-filled
+noise and images without foreground."""
+
+import math
 
 import pytest
 import torch
 
 from MRSuperResLib.degradation import fourier_resample
-from MRSuperResLib.noise_estimation import estimate_noise_sigma, local_std
+from MRSuperResLib.noise_estimation import estimate_noise_sigma, estimate_noise_sigma_wavelet, local_std
 
 
 def _flat_square_with_noise(sigma, size=96, margin=6, level=100.0, batch=4, seed=0):
@@ -58,3 +61,37 @@ def test_local_std_of_constant_is_zero_and_of_checkerboard_is_known():
     checkerboard = ((rows + cols) % 2 * 2 - 1).float()[None]
     sd, _ = local_std(checkerboard)
     assert torch.allclose(sd[0, 2:-2, 2:-2], torch.full((12, 12), (1 - 1 / 625) ** 0.5), atol=1e-5)
+
+
+# ---------------------------------------------------------------- wavelet (finest diagonal Haar band) estimate
+
+
+@pytest.mark.parametrize("sigma", [2.0, 5.0, 10.0])
+def test_wavelet_estimate_on_flat_object_with_white_noise_is_within_6_percent(sigma):
+    estimates = estimate_noise_sigma_wavelet(_flat_square_with_noise(sigma, size=128, seed=4))
+    assert estimates.shape == (4,)
+    assert (estimates / sigma).tolist() == pytest.approx([1.0] * 4, rel=0.06)
+
+
+def test_wavelet_estimate_is_not_inflated_by_a_linear_ramp():
+    """The diagonal Haar band (a - b - c + d) / 2 of a linear ramp is exactly zero; local SD windows are not."""
+    rows, cols = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
+    ramp = (100 + 3 * rows + 2 * cols)[None].repeat(4, 1, 1)
+    noisy = ramp + 5.0 * torch.randn(ramp.shape, generator=torch.Generator().manual_seed(5))
+    assert (estimate_noise_sigma_wavelet(noisy) / 5.0).tolist() == pytest.approx([1.0] * 4, rel=0.06)
+    assert (estimate_noise_sigma(noisy) / 5.0).min().item() > 1.3  # the local-SD estimate reads the ramp as noise
+
+
+def test_wavelet_estimate_of_zero_filled_noise_matches_the_band_limited_theory():
+    """After x2 zero-filling the noise fills only |w| < pi/2 per axis; the diagonal Haar filter 4 sin^2(wr/2)
+    sin^2(wc/2) averaged over that band gives SD = 2 (1/2 - 1/pi) sigma = 0.363 sigma (it reads low, by design)."""
+    sigma = 5.0
+    zero_filled = fourier_resample(_flat_square_with_noise(sigma, seed=6), (192, 192))
+    expected = 2 * (0.5 - 1 / math.pi)
+    assert (estimate_noise_sigma_wavelet(zero_filled) / sigma).tolist() == pytest.approx([expected] * 4, rel=0.06)
+
+
+def test_wavelet_estimate_handles_odd_sizes_and_empty_images():
+    noisy = _flat_square_with_noise(5.0, batch=2, seed=7)
+    assert torch.equal(estimate_noise_sigma_wavelet(noisy[:, :95, :93]), estimate_noise_sigma_wavelet(noisy[:, :94, :92]))
+    assert estimate_noise_sigma_wavelet(torch.zeros((2, 31, 33))).tolist() == [0.0, 0.0]

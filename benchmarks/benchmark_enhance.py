@@ -274,7 +274,7 @@ def run_single(args) -> dict:
         result["network_seconds"] = statistics.median(network[warmup:])
     if batches:
         result["batch_size"] = batches[0]
-        result["smallest_batch"] = min(batches)
+        result["smallest_batch"] = min(batches[:-1] or batches)  # the last batch may be a remainder
     if torch_cuda:
         result["peak_gpu_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
         result["peak_gpu_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
@@ -435,13 +435,18 @@ def target_lines(rows, device, default_model) -> list:
     return lines
 
 
-def _version(package):
+def _version(package, module=None):
+    """Installed version; a package put on sys.path without metadata (a carried wheel folder) is imported."""
+    import importlib
     from importlib import metadata
 
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
-        return "not installed"
+        try:
+            return getattr(importlib.import_module(module or package), "__version__", "unknown")
+        except ImportError:
+            return "not installed"
 
 
 def machine_lines(args, rows_results) -> list:
@@ -460,7 +465,7 @@ def machine_lines(args, rows_results) -> list:
     if extra.get("device_name"):
         lines.append(f"- GPU: {extra['device_name']}")
     lines.append(f"- Python {platform.python_version()}, numpy {_version('numpy')}, torch {_version('torch')}, "
-                 f"monai {_version('monai')}, scipy {_version('scipy')}, scikit-image {_version('scikit-image')}")
+                 f"monai {_version('monai')}, scipy {_version('scipy')}, scikit-image {_version('scikit-image', 'skimage')}")
     if args.note:
         lines.append(f"- Note: {args.note}")
     return lines

@@ -32,7 +32,7 @@ def ifft2c(kspace: torch.Tensor) -> torch.Tensor:
 def _centre_slices(size_from: int, size_to: int):
     """Index ranges that align the DC samples (at n // 2) of two centred spectra."""
     offset = size_from // 2 - size_to // 2
-    if offset >= 0:  # cropping: take size_to samples from the larger spectrum
+    if size_from >= size_to:  # cropping: take size_to samples from the larger spectrum (offset can be 0 either way)
         return slice(offset, offset + size_to), slice(0, size_to)
     return slice(0, size_from), slice(-offset, -offset + size_from)
 

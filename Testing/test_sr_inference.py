@@ -1,0 +1,299 @@
+"""Tests of MRSuperResLib.inference with the real shipped fast model on the CPU.
+
+Geometry (output grid, slice axis choice), the edge-position phantom required by the issue (edges of an oblique,
+anisotropic block stay at their RAS positions after x2 and x3), argument checking, progress/cancel, behaviour on
+constant and pure-noise volumes, denoising strength, and the CUDA out-of-memory fallback (by fault injection).
+"""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from MRQualityMetricsLib.line_profile import sample_line
+from MRQualityMetricsLib.volume import Volume, make_ijk_to_ras
+from MRSuperResLib import inference, phantoms
+from MRSuperResLib.degradation import acquire, fourier_resample
+from MRSuperResLib.simulate import resampled_geometry
+
+FAST_MODEL = "mrsr-unet16-2p5d-v4"
+
+
+def _enhance(array, ijk_to_ras, **kwargs):
+    kwargs.setdefault("model_id", FAST_MODEL)
+    kwargs.setdefault("device", "cpu")
+    return inference.enhance(array, ijk_to_ras, **kwargs)
+
+
+def _rotation(axis, degrees):
+    """Rotation matrix about a unit axis (Rodrigues)."""
+    axis = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
+    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    angle = np.radians(degrees)
+    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
+
+
+OBLIQUE = _rotation((1, 2, 3), 20)
+
+
+# ---------------------------------------------------------------- geometry (cheap: no model)
+
+
+@pytest.mark.parametrize("shape_kji", [(5, 48, 48), (5, 45, 47), (4, 90, 33)])
+@pytest.mark.parametrize("scale", [1, 2, 3])
+def test_output_geometry_scales_in_plane_axes_and_keeps_directions(shape_kji, scale):
+    geometry = make_ijk_to_ras((0.9, 1.1, 3.5), OBLIQUE, origin=(-20.0, 15.0, 7.0))
+    out_shape, out_geometry = inference.output_geometry(geometry, shape_kji, scale)
+    assert out_shape == (shape_kji[0], shape_kji[1] * scale, shape_kji[2] * scale)
+    spacing_in = np.linalg.norm(geometry[:3, :3], axis=0)
+    spacing_out = np.linalg.norm(out_geometry[:3, :3], axis=0)
+    np.testing.assert_allclose(spacing_out, spacing_in / [scale, scale, 1])
+    np.testing.assert_allclose(out_geometry[:3, :3] / spacing_out, OBLIQUE, atol=1e-12)
+    np.testing.assert_allclose(out_geometry, resampled_geometry(geometry, shape_kji, out_shape))
+    # Centred DFT (samples n // 2 coincide): output voxel 0 lies on input voxel 0 for even sizes; for odd sizes
+    # at input index -1/2 (x2) or -1/3 (x3) along that axis (simulate.fourier_sample_positions).
+    first_ijk = [0.0 if n % 2 == 0 or scale == 1 else {2: -1 / 2, 3: -1 / 3}[scale] for n in shape_kji[:0:-1]] + [0.0]
+    np.testing.assert_allclose(out_geometry[:3, 3], (geometry @ np.r_[first_ijk, 1.0])[:3], atol=1e-12)
+
+
+@pytest.mark.parametrize("spacing, directions, expected_axis", [
+    ((1.0, 1.0, 3.0), np.eye(3), "k"),  # thick axial slices
+    ((4.0, 0.8, 0.8), np.eye(3), "i"),  # thick sagittal slices
+    ((1.0, 2.5, 1.0), np.eye(3), "j"),
+    ((1.0, 1.0, 1.0), np.eye(3), "k"),  # isotropic: the axis closest to superior-inferior (axial)
+    ((1.0, 1.0, 1.0), np.array([[0.0, 1, 0], [0, 0, 1], [1, 0, 0]]), "i"),  # i runs along S here
+    ((1.0, 1.0, 1.0), np.array([[0.0, 0, 1], [1, 0, 0], [0, -1, 0]]), "j"),  # flipped S-I still counts
+    ((1.2, 1.2, 1.2), OBLIQUE, "k"),
+])
+def test_auto_slice_axis_is_largest_spacing_or_axial(spacing, directions, expected_axis):
+    geometry = make_ijk_to_ras(spacing, directions)
+    shape = (6, 7, 8)
+    expected_shape = {"i": (12, 14, 8), "j": (12, 7, 16), "k": (6, 14, 16)}[expected_axis]
+    assert inference.output_geometry(geometry, shape, 2, "auto")[0] == expected_shape
+    assert inference.output_geometry(geometry, shape, 2, expected_axis)[0] == expected_shape
+
+
+@pytest.mark.parametrize("axis, expected", [("i", (12, 14, 8)), ("j", (12, 7, 16)), ("k", (6, 14, 16))])
+def test_explicit_slice_axis_overrides_spacing(axis, expected):
+    assert inference.output_geometry(make_ijk_to_ras((1, 1, 5)), (6, 7, 8), 2, axis)[0] == expected
+
+
+# ---------------------------------------------------------------- the edge-position phantom
+
+
+def _crossings(profile, level):
+    """Distances (mm) where the profile crosses `level`, linearly interpolated between samples."""
+    x, y = profile.distance_mm, profile.intensity
+    steps = np.flatnonzero(np.diff((y > level).astype(int)))
+    return np.array([x[t] + (level - y[t]) * (x[t + 1] - x[t]) / (y[t + 1] - y[t]) for t in steps])
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_phantom_edges_stay_at_their_ras_positions(scale):
+    """A bright block (edges at known voxel positions, exact partial volume, mild noise) in an oblique volume
+    with anisotropic voxels: after enhancement, the 50 % crossings of profiles through the block along i and j
+    (sampled in RAS with line_profile.sample_line) lie within 0.2 input voxel of the true edges. A half-voxel
+    convention error (align-corners instead of voxel centres) would move them by 0.25-0.33 input voxel."""
+    spacing = (0.9, 1.1, 3.5)  # i, j in-plane (different), k thick: the slice axis
+    geometry = make_ijk_to_ras(spacing, OBLIQUE, origin=(-20.0, 15.0, 7.0))
+    ni, nj, nk = 48, 45, 3  # even and odd in-plane sizes
+    edges = {0: (14.3, 33.6), 1: (12.7, 30.2)}  # voxel-index positions of the block faces along i and j
+    background, block = 10.0, 110.0
+    image = background + (block - background) * np.outer(phantoms.box_profile(nj, *edges[1]), phantoms.box_profile(ni, *edges[0]))
+    noise = np.random.default_rng(1).normal(0.0, 2.0, (nk, nj, ni))
+    array = (phantoms.stack(image, nk) + noise).astype(np.float32)
+
+    out, out_geometry = _enhance(array, geometry, scale=scale)
+    assert out.shape == (nk, nj * scale, ni * scale) and out.dtype == np.float32
+    expected_shape, expected_geometry = inference.output_geometry(geometry, array.shape, scale)
+    assert out.shape == expected_shape
+    np.testing.assert_allclose(out_geometry, expected_geometry)
+
+    volume_in, volume_out = Volume(array, geometry), Volume(out, out_geometry)
+    centre = np.array([np.mean(edges[0]), np.mean(edges[1]), nk // 2])
+    for axis in (0, 1):
+        start, end = centre.copy(), centre.copy()
+        start[axis], end[axis] = 4.0, (ni, nj)[axis] - 5.0
+        line = volume_in.ijk_to_ras_points([start, end])
+        true_mm = (np.array(edges[axis]) - start[axis]) * spacing[axis]
+        for volume, name in ((volume_in, "input"), (volume_out, "output")):
+            found = _crossings(sample_line(volume, line, name=f"axis {axis}"), (background + block) / 2)
+            assert len(found) == 2, f"{name}: expected one rising and one falling edge along axis {axis}, got {found}"
+            error_voxels = (found - true_mm) / spacing[axis]
+            assert np.abs(error_voxels).max() < 0.2, f"{name} x{scale}, axis {'ij'[axis]}: edge errors {error_voxels} voxels"
+
+
+# ---------------------------------------------------------------- arguments
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"scale": 4}, "scale must be one of"),
+    ({"scale": 1.5}, "scale must be one of"),
+    ({"scale": 0}, "scale must be one of"),
+    ({"denoise": -0.1}, "denoise strength"),
+    ({"denoise": 1.5}, "denoise strength"),
+    ({"device": "tpu"}, "device must be"),
+    ({"slice_axis": "x"}, "slice axis"),
+    ({"slice_axis": 3}, "slice axis"),
+    ({"model_id": "no-such-model"}, "unknown model"),
+])
+def test_invalid_arguments_are_value_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _enhance(np.ones((3, 16, 16), np.float32), np.eye(4), **kwargs)
+
+
+def test_cuda_request_without_a_gpu_is_a_value_error():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is available here")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        _enhance(np.ones((3, 16, 16), np.float32), np.eye(4), device="cuda")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_voxels_are_a_value_error(bad):
+    array = np.ones((3, 16, 16), np.float32)
+    array[1, 2, 3] = bad
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        _enhance(array, np.eye(4))
+
+
+@pytest.mark.parametrize("array, message", [(np.ones((16, 16)), "3D array"), (np.ones((3, 4, 4), complex), "real voxel")])
+def test_wrong_array_kind_is_a_value_error(array, message):
+    with pytest.raises(ValueError, match=message):
+        _enhance(array, np.eye(4))
+
+
+# ---------------------------------------------------------------- behaviour of a run
+
+
+def test_input_array_is_not_modified_and_explicit_slice_axis_is_used():
+    rng = np.random.default_rng(2)
+    array = (rng.random((24, 20, 3)) * 100).astype(np.float32)  # thin along i: sagittal slices
+    original = array.copy()
+    out, out_geometry = _enhance(array, make_ijk_to_ras((1.0, 1.0, 1.0)), scale=2, slice_axis="i")
+    assert out.shape == (48, 40, 3)
+    np.testing.assert_allclose(np.linalg.norm(out_geometry[:3, :3], axis=0), [1.0, 0.5, 0.5])
+    np.testing.assert_array_equal(array, original)
+    integers = (original * 10).astype(np.int16)
+    integers_copy = integers.copy()
+    out_int, _ = _enhance(integers, np.eye(4), scale=1, slice_axis="i")
+    np.testing.assert_array_equal(integers, integers_copy)
+    assert out_int.dtype == np.float32 and out_int.shape == integers.shape
+
+
+def test_progress_counts_increase_to_the_total():
+    calls = []
+    array = np.random.default_rng(3).random((5, 24, 24)).astype(np.float32)
+    _enhance(array, make_ijk_to_ras((1, 1, 3)), scale=2, batch_size=2, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(2, 5), (4, 5), (5, 5)]
+
+
+def test_cancel_event_raises_enhance_cancelled():
+    cancel = threading.Event()
+    calls = []
+
+    def progress(done, total):
+        calls.append(done)
+        cancel.set()  # the user presses Cancel after the first batch
+
+    array = np.random.default_rng(4).random((5, 24, 24)).astype(np.float32)
+    with pytest.raises(inference.EnhanceCancelled):
+        _enhance(array, make_ijk_to_ras((1, 1, 3)), scale=2, batch_size=2, progress=progress, cancel=cancel)
+    assert calls == [2]
+    assert issubclass(inference.EnhanceCancelled, RuntimeError)
+
+
+def test_constant_volume_stays_constant():
+    array = np.full((3, 40, 40), 250.0, np.float32)
+    out, _ = _enhance(array, make_ijk_to_ras((1, 1, 3)), scale=2)
+    assert out.shape == (3, 80, 80)
+    np.testing.assert_allclose(out, 250.0, rtol=0.01)
+
+
+def test_pure_rayleigh_noise_gains_no_structure():
+    """Magnitude noise without any object: the output must not be rougher than the sinc-interpolated input."""
+    generator = torch.Generator().manual_seed(5)
+    noise = acquire(torch.zeros((3, 48, 48)), (48, 48), 10.0, generator=generator).numpy()
+    out, _ = _enhance(noise, make_ijk_to_ras((1, 1, 3)), scale=2)
+    zero_filled = fourier_resample(torch.from_numpy(noise), (96, 96)).numpy()
+
+    def gradient_magnitude(images):
+        rows, cols = np.gradient(images, axis=(1, 2))
+        return np.hypot(rows, cols).mean()
+
+    assert out.std() <= zero_filled.std()
+    assert gradient_magnitude(out) <= gradient_magnitude(zero_filled)
+    assert out.mean() <= noise.mean()  # no signal is invented (the trained target for empty scenes is 0)
+
+
+def test_denoise_strength_one_smooths_a_flat_region_more_than_zero():
+    truth = torch.from_numpy(100 * np.outer(phantoms.box_profile(48, 6, 41), phantoms.box_profile(48, 6, 41))).float()
+    noisy = acquire(truth[None].repeat(3, 1, 1), (48, 48), 5.0, generator=torch.Generator().manual_seed(6)).numpy()
+    geometry = make_ijk_to_ras((1, 1, 3))
+    flat = (1, slice(30, 66), slice(30, 66))  # inside the square on the x2 grid, away from its edges
+    outputs = {d: _enhance(noisy, geometry, scale=2, denoise=d)[0][flat] for d in (0.0, 1.0)}
+    zero_filled = fourier_resample(torch.from_numpy(noisy), (96, 96)).numpy()[flat]
+    assert outputs[1.0].std() < 0.8 * outputs[0.0].std()
+    assert outputs[1.0].std() < 0.8 * zero_filled.std()
+    for output in outputs.values():  # the level stays (Rician bias at SNR 20 is only 0.125)
+        assert output.mean() == pytest.approx(100.0, rel=0.01)
+
+
+def _oom_volume():
+    return np.random.default_rng(7).random((5, 24, 24)).astype(np.float32) * 100
+
+
+def test_cuda_out_of_memory_retries_with_smaller_batches(monkeypatch):
+    """Fault injection on the CPU: _restore_batch raises torch.cuda.OutOfMemoryError for batches of more than
+    one slice, as a GPU without enough memory would; enhance must halve the batch (warning) down to one slice and
+    give the same result as a run with batch_size=1."""
+    geometry = make_ijk_to_ras((1, 1, 3))
+    reference, _ = _enhance(_oom_volume(), geometry, scale=2, batch_size=1)
+    real_restore = inference._restore_batch
+    batch_sizes = []
+
+    def restore_with_small_memory(model, stack, first, last, *args):
+        batch_sizes.append(last - first)
+        if last - first > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real_restore(model, stack, first, last, *args)
+
+    monkeypatch.setattr(inference, "_restore_batch", restore_with_small_memory)
+    with pytest.warns(UserWarning, match="GPU out of memory: retrying with batches of") as caught:
+        out, _ = _enhance(_oom_volume(), geometry, scale=2, batch_size=4)
+    assert [str(w.message) for w in caught if "out of memory" in str(w.message)] == [
+        "GPU out of memory: retrying with batches of 2 slices", "GPU out of memory: retrying with batches of 1 slices"]
+    assert batch_sizes == [4, 2, 1, 1, 1, 1, 1]
+    np.testing.assert_array_equal(out, reference)
+
+
+def test_cuda_out_of_memory_for_one_slice_continues_on_the_cpu(monkeypatch):
+    """Fault injection on the CPU: the first one-slice batch raises torch.cuda.OutOfMemoryError; enhance must
+    warn that it continues on the CPU and still restore every slice exactly as a normal run."""
+    geometry = make_ijk_to_ras((1, 1, 3))
+    reference, _ = _enhance(_oom_volume(), geometry, scale=2, batch_size=1)
+    real_restore = inference._restore_batch
+    devices = []
+
+    def restore_failing_once(model, stack, first, last, out_rows_cols, sigma, denoise, device):
+        devices.append(device.type)
+        if len(devices) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real_restore(model, stack, first, last, out_rows_cols, sigma, denoise, device)
+
+    monkeypatch.setattr(inference, "_restore_batch", restore_failing_once)
+    with pytest.warns(UserWarning, match="continuing on the CPU"):
+        out, _ = _enhance(_oom_volume(), geometry, scale=2, batch_size=1)
+    assert devices == ["cpu"] * 6
+    np.testing.assert_array_equal(out, reference)
+
+
+def test_enhance_volume_names_the_result_and_keeps_metadata():
+    volume = Volume(np.full((3, 16, 16), 50.0, np.float32), make_ijk_to_ras((1, 1, 3)), name="T2 axial", metadata={"a": 1})
+    enhanced = inference.enhance_volume(volume, scale=3, model_id=FAST_MODEL, device="cpu")
+    assert enhanced.name == "T2 axial enhanced ×3"
+    assert enhanced.array.shape == (3, 48, 48) and enhanced.metadata == {"a": 1}
+    np.testing.assert_allclose(enhanced.ijk_to_ras, inference.output_geometry(volume.ijk_to_ras, (3, 16, 16), 3)[1])
+    denoised = inference.enhance_volume(volume, scale=1, model_id=FAST_MODEL, device="cpu")
+    assert denoised.name == "T2 axial denoised" and denoised.array.shape == (3, 16, 16)

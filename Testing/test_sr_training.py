@@ -1,0 +1,131 @@
+"""Tests of the training pipeline: configuration, physics training pairs, and a smoke run of train.train.
+
+The smoke run needs the training templates (`mrsuperres fetch-data` puts them in data/templates); CI does not
+fetch them, so that test is skipped there. It takes ~20 s on a 2-core CPU, mostly building the synthetic head
+(3D max pooling written for the GPU).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from MRSuperResLib import phantoms
+from MRSuperResLib.network import RestorationNet, parameter_count
+from MRSuperResLib.train import DEFAULT_CONFIG, load_config, train
+from MRSuperResLib.training_data import TEMPLATE_FILES
+from MRSuperResLib.training_pairs import SCALES, make_training_pairs
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "data" / "templates"
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_load_config_defaults_file_and_overrides(tmp_path):
+    assert load_config() == DEFAULT_CONFIG
+    path = tmp_path / "stage.json"
+    path.write_text(json.dumps({"architecture": "unet16", "max_steps": 10}))
+    config = load_config(path, {"max_steps": 5, "seed": None})  # None overrides are ignored
+    assert config["architecture"] == "unet16" and config["max_steps"] == 5
+    assert config["seed"] == DEFAULT_CONFIG["seed"]
+    assert DEFAULT_CONFIG["max_steps"] == 40000  # the defaults themselves are not modified
+
+
+def test_load_config_rejects_unknown_keys(tmp_path):
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps({"learning_rat": 1e-3}))
+    with pytest.raises(ValueError, match="unknown training config keys: \\['learning_rat'\\]"):
+        load_config(path)
+    with pytest.raises(ValueError, match="bogus"):
+        load_config(None, {"bogus": 1})
+
+
+# ---------------------------------------------------------------- training pairs
+
+
+def _clean_batch(batch=2, context=3, size=64):
+    """Piecewise-flat phantoms in [0, ~1], slightly different per context slice (like neighbouring slices)."""
+    image = phantoms.flat_shapes((size, size), level=1.0)
+    slices = [np.roll(image, shift, axis=1) for shift in range(context)]
+    clean = torch.from_numpy(np.stack(slices).astype(np.float32))
+    return torch.stack([clean * (1.0 - 0.3 * b) for b in range(batch)])
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3, None])
+@pytest.mark.parametrize("seed", [0, 11])  # seed 0 draws a 20 x 21 matrix zero-filled to 21 x 21 (x3 of 64)
+def test_training_pairs_have_the_documented_shapes_and_ranges(scale, seed):
+    clean = _clean_batch()
+    original = clean.clone()
+    pairs = make_training_pairs(clean, torch.Generator().manual_seed(seed), crop=48, scale=scale)
+    assert torch.equal(clean, original)
+    assert pairs["inputs"].shape == (2, 3, 48, 48)
+    assert pairs["condition"].shape == (2,)
+    assert pairs["target"].shape == (2, 1, 48, 48)
+    assert pairs["scale"] in SCALES if scale is None else pairs["scale"] == scale
+    for value in (pairs["inputs"], pairs["condition"], pairs["target"]):
+        assert torch.isfinite(value).all()
+    assert ((pairs["condition"] >= 0) & (pairs["condition"] <= 1)).all()
+    # Inputs are normalised by their own 99th percentile, as inference does.
+    levels = torch.quantile(pairs["inputs"].flatten(1), 0.99, dim=1)
+    assert levels.tolist() == pytest.approx([1.0, 1.0], rel=1e-4)
+    # The target is the clean centre slice (same normalisation) plus at most the input's own noise: it follows
+    # the clean phantom closely.
+    truth = clean[:, 1, 8:56, 8:56].flatten(1)
+    for target, expected in zip(pairs["target"].flatten(1), truth):
+        assert np.corrcoef(target.numpy(), expected.numpy())[0, 1] > 0.9
+
+
+def test_training_pairs_are_reproducible_for_a_seed():
+    first = make_training_pairs(_clean_batch(), torch.Generator().manual_seed(3), crop=48)
+    second = make_training_pairs(_clean_batch(), torch.Generator().manual_seed(3), crop=48)
+    for key in ("inputs", "condition", "target"):
+        assert torch.equal(first[key], second[key])
+    assert first["scale"] == second["scale"]
+
+
+def test_training_pairs_of_empty_scenes_keep_only_a_fraction_of_the_input_noise():
+    """Without an object the truth is 0, so the target is (1 - strength) x the noisy centre slice."""
+    clean = torch.zeros((2, 3, 32, 32))
+    pairs = make_training_pairs(clean, torch.Generator().manual_seed(5), crop=24, scale=2)
+    assert torch.isfinite(pairs["inputs"]).all() and pairs["inputs"].abs().max() > 0  # noise is present
+    assert torch.isfinite(pairs["condition"]).all() and (pairs["condition"] >= 0).all()
+    centre, target = pairs["inputs"][:, 1], pairs["target"][:, 0]
+    kept = (centre * target).flatten(1).sum(1) / (centre * centre).flatten(1).sum(1)
+    assert ((kept >= 0) & (kept <= 1 + 1e-6)).all()
+    assert torch.allclose(target, kept.view(-1, 1, 1) * centre, atol=1e-6)
+
+
+# ---------------------------------------------------------------- smoke training run
+
+
+@pytest.mark.skipif(not all((TEMPLATE_DIR / name).is_file() for name in TEMPLATE_FILES.values()),
+                    reason="training templates not in data/templates (run `mrsuperres fetch-data`; CI does not)")
+def test_smoke_training_writes_loadable_weights_card_and_log(tmp_path):
+    config = load_config(overrides={
+        "model_id": "smoke-unet16", "architecture": "unet16", "synth_size": 64, "crop": 48, "batch_size": 2,
+        "max_steps": 3, "time_limit_minutes": 1, "log_every": 1,
+    })
+    messages = []
+    summary = train(TEMPLATE_DIR, tmp_path, config, log=messages.append)
+    assert summary.steps == 3 and summary.model_id == "smoke-unet16"
+    assert np.isfinite(summary.final_loss) and np.isfinite(summary.validation_l1_model)
+
+    weights, card, log = (tmp_path / f"smoke-unet16{suffix}" for suffix in (".pt", ".json", ".log"))
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    model = RestorationNet("unet16", 3)
+    model.load_state_dict(state, strict=True)
+    assert parameter_count(model) == summary.parameters
+    assert all(value.dtype == torch.float32 for value in state.values())
+    assert not list(tmp_path.glob("*.tmp"))  # written to a temporary name, then renamed
+
+    card_data = json.loads(card.read_text())
+    assert card_data["config"] == config
+    assert card_data["training"]["steps"] == 3 and card_data["training"]["parameters"] == summary.parameters
+
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith("config ") and lines[-1].startswith("summary ")
+    assert [line.split()[1] for line in lines if line.startswith("step ")] == ["1", "2", "3"]
+    assert messages == lines
