@@ -21,6 +21,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .model_catalog import sha256_of
+
 TEMPLATES = "templates"
 DEV = "dev"
 
@@ -99,14 +101,6 @@ def default_data_dir() -> Path:
     """The repository's data/ folder when run from a checkout, else ./data."""
     root = Path(__file__).resolve().parents[2]
     return root / "data" if (root / "pyproject.toml").exists() else Path("data")
-
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _normalised(name: str) -> str:

@@ -6,6 +6,8 @@ Everything works on the nodes' own scene, never on a global one.
 
 import numpy as np
 
+from MRQualityMetricsLib.mrml_nodes import arrayFromVtkMatrix, vtkMatrixFromArray
+
 MULTIPLICATION_SIGN = "\u00d7"
 
 
@@ -77,17 +79,7 @@ def ijkToRasArray(volumeNode):
 
     matrix = vtk.vtkMatrix4x4()
     volumeNode.GetIJKToRASMatrix(matrix)
-    return np.array([[matrix.GetElement(row, column) for column in range(4)] for row in range(4)])
-
-
-def vtkMatrixFromArray(array):
-    import vtk
-
-    matrix = vtk.vtkMatrix4x4()
-    for row in range(4):
-        for column in range(4):
-            matrix.SetElement(row, column, float(array[row][column]))
-    return matrix
+    return arrayFromVtkMatrix(matrix)
 
 
 def volumeFromNode(volumeNode, validate=True):
