@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from sample_series import copy_sample_slices
 
 from MRQualityMetricsLib.volume import Volume
 from MRQualityMetricsLib.volume_io import read_volume, write_volume
 from MRSuperResLib import baselines, cli, model_catalog
 
-SAMPLE = Path(__file__).resolve().parents[1] / "MRSuperRes/Resources/SampleData/GEBrainPD"
 CPU_MODEL = model_catalog.get_model(None, "cpu").id  # the fast model the catalogue picks for CPUs
 
 
@@ -27,17 +27,7 @@ def tree_checksums(folder):
 
 
 def dicom_copy(folder, indices, edit=None):
-    """Copies of sample slices (the empty (0000,0000) element that pydicom refuses to write is dropped)."""
-    folder.mkdir()
-    files = sorted(SAMPLE.glob("*.dcm"))
-    for index in indices:
-        dataset = pydicom.dcmread(files[index])
-        for tag in [t for t in dataset.keys() if t.group == 0]:
-            del dataset[tag]
-        if edit is not None:
-            edit(dataset)
-        dataset.save_as(folder / files[index].name)
-    return folder
+    return copy_sample_slices(folder, indices, edit)
 
 
 @pytest.fixture(scope="module")

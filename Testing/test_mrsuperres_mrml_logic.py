@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sample_series import copy_sample_slices
 
 from MRSuperResLib import model_catalog, mrml_nodes
 from MRSuperResLib.mrml_logic import SuperResMrmlLogic, validateSettings
@@ -97,25 +98,14 @@ def test_failure_while_importing_removes_the_created_node(slicerApp):
 
 # With the shipped model (CPU), on three slices of the bundled GE PD sample.
 
-SAMPLE = Path(__file__).resolve().parents[1] / "MRSuperRes/Resources/SampleData/GEBrainPD"
 CPU_MODEL = model_catalog.get_model(None, "cpu").id  # the fast model the catalogue picks for CPUs
 
 
 def sample_slices(folder, indices):
-    """Volume read from copies of some sample slices (the empty (0000,0000) element is dropped: pydicom
-    cannot write it; pixels and geometry are unchanged)."""
-    import pydicom
-
+    """Volume read from copies of some sample slices (see sample_series.copy_sample_slices)."""
     from MRQualityMetricsLib.volume_io import read_volume
 
-    folder.mkdir()
-    files = sorted(SAMPLE.glob("*.dcm"))
-    for index in indices:
-        dataset = pydicom.dcmread(files[index])
-        for tag in [t for t in dataset.keys() if t.group == 0]:
-            del dataset[tag]
-        dataset.save_as(folder / files[index].name)
-    return read_volume(folder, name="GEBrainPD")
+    return read_volume(copy_sample_slices(folder, indices), name="GEBrainPD")
 
 
 @pytest.fixture(scope="module")
