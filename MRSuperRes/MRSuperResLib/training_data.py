@@ -1,14 +1,15 @@
 """Synthetic training slices generated on the fly from the allowed templates (see the reference doc).
 
-Population templates are smooth averages, so training only on their intensities would teach the network
-that anatomy is smooth. Three sources are mixed instead:
+Population templates are smooth averages: trained only on their intensities, a network learns that anatomy is
+smooth; trained only on crisp synthetic labels, it over-sharpens anything smooth. Three sources are mixed:
 - "labels": tissue maps (GM, WM, CSF from MNI152 2009a) sharpened into near-crisp labels, a synthetic
   head (extra-axial CSF, skull, marrow, scalp fat, skin) grown around the brain, and a random MR contrast
   per label (covers T1, T2, PD, FLAIR, post-contrast looks);
 - "template": the 0.5 mm T1 template intensities under a random monotonic contrast change;
 - "shapes": generic random label fields (no anatomy at all) for content-agnostic restoration.
-Every sample gets random 3D pose, pixel size, elastic deformation, slice spacing/thickness, fine texture,
-lesion-like blobs (some ring-enhancing), thin vessel-like tubes and a bias field. The three neighbouring
+Every sample gets random 3D pose, pixel size (per source, see DEFAULT_SOURCES), elastic deformation, slice
+spacing/thickness, lesion-like blobs (some ring-enhancing), thin sheets, vessel-like tubes, smooth and voxel-scale
+(power-law) texture and a bias field. The three neighbouring
 slices of a sample come from one 3D scene, so through-plane context is physical.
 The held-out evaluation volumes (MNI152NLin6Asym T1 with head, SPM avg152 T2/PD, real scans) are never read here.
 """
@@ -103,7 +104,6 @@ class TemplateBank:
         self.labels = F.avg_pool3d(labels, 3, stride=1, padding=1).half()
         self.t1_fine, self.fine_ras_to_norm = _load_world_volume(template_dir / TEMPLATE_FILES["t1_05mm"], device)
         self.t1_fine = (self.t1_fine / self.t1_fine.max()).half()
-        self.head_fine_mask = None
         # Sampling centres: inside the brain bounding box (RAS mm).
         self.centre_low = torch.tensor([-60.0, -90.0, -45.0], device=device)
         self.centre_high = torch.tensor([60.0, 60.0, 70.0], device=device)
@@ -236,7 +236,7 @@ class SliceSynthesizer:
         means[:, 4] = means[:, 4] * 0.3  # cortical bone is dark in MR
         return (p * means.unsqueeze(-1)).sum(1)
 
-    def _shapes_image(self, points, pixel):
+    def _shapes_image(self, points):
         """Random label fields with no anatomy (content-agnostic edges)."""
         batch = points.shape[0]
         n_labels = 6
@@ -307,7 +307,7 @@ class SliceSynthesizer:
             image[use_template] = fine * head[:, 1:4].sum(1) + head_only
         use_shapes = source == names.index("shapes")
         if use_shapes.any():
-            image[use_shapes] = self._shapes_image(points[use_shapes], pixel[use_shapes])
+            image[use_shapes] = self._shapes_image(points[use_shapes])
         image = self._add_blobs_and_tubes(image, points)
         image = image.view(shape)
         # Fine multiplicative texture and a smooth bias field.
