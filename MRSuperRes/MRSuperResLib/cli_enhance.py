@@ -152,11 +152,10 @@ def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", s
     from MRSuperResLib import inference, model_catalog  # torch/monai only once the input is known to be good
 
     model = model_catalog.get_model(model_id, inference.resolve_device(device).type)  # the device's default model
-    out_array, out_ijk_to_ras = inference.enhance(
-        volume.array, volume.ijk_to_ras, scale=scale, denoise=denoise, device=device, slice_axis=slice_axis,
-        batch_size=batch_size, model_id=model.id, progress=progress,
+    result = inference.enhance_volume(
+        volume, scale=scale, denoise=denoise, device=device, slice_axis=slice_axis, batch_size=batch_size,
+        model_id=model.id, progress=progress,
     )
-    result = volume.with_array(out_array, ijk_to_ras=out_ijk_to_ras, name=f"{volume.name} enhanced x{scale}")
     if output_format == "file":
         write_volume(result, output_path)
     else:

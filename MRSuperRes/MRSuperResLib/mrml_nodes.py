@@ -8,12 +8,12 @@ import numpy as np
 
 from MRQualityMetricsLib.mrml_nodes import arrayFromVtkMatrix, vtkMatrixFromArray
 
-MULTIPLICATION_SIGN = "\u00d7"
-
 
 def outputVolumeName(inputName, scale):
-    """Name of the enhanced volume, e.g. "T2 axial enhanced ×2"."""
-    return f"{inputName} enhanced {MULTIPLICATION_SIGN}{int(scale)}"
+    """Name of the enhanced volume, e.g. "T2 axial enhanced ×2" (inference.result_name)."""
+    from .inference import result_name
+
+    return result_name(inputName, scale)
 
 
 def _sequenceBrowserShowing(volumeNode):
