@@ -40,9 +40,10 @@ def test_estimate_scales_with_intensity_units():
 
 def test_images_without_foreground_give_zero():
     assert estimate_noise_sigma(torch.zeros((2, 32, 32))).tolist() == [0.0, 0.0]
-    # A foreground threshold above every voxel (reference level 1e6) leaves no voxel to measure.
-    noisy = _flat_square_with_noise(5.0, size=32, margin=2, batch=1)
-    assert estimate_noise_sigma(noisy, reference_level=torch.tensor([1e6])).tolist() == [0.0]
+    # A 3 x 3 speck covers only 2 x 2 Haar blocks: fewer than 16 foreground samples, no estimate.
+    speck = torch.zeros((1, 32, 32))
+    speck[0, 10:13, 10:13] = 100.0
+    assert estimate_noise_sigma_wavelet(speck).tolist() == [0.0]
 
 
 def test_mixed_batch_gives_zero_only_for_the_empty_image():

@@ -26,27 +26,32 @@ def local_std(images: torch.Tensor) -> torch.Tensor:
     return (mean_sq - mean * mean).clamp(min=0).sqrt()[:, 0], mean[:, 0]
 
 
-def estimate_noise_sigma(images: torch.Tensor, reference_level: torch.Tensor | None = None) -> torch.Tensor:
-    """Noise SD per image of a (B, H, W) batch, in the images' intensity units.
+def _reference_levels(images: torch.Tensor) -> torch.Tensor:
+    """99th percentile of each image of a (B, H, W) batch: the foreground threshold is a fraction of it."""
+    step = max(1, images[0].numel() // MAX_SAMPLES)
+    return torch.quantile(images.flatten(1)[:, ::step].float(), 0.99, dim=1)
 
-    reference_level (B,) is the intensity that defines the foreground threshold (default: the 99th
-    percentile of each image). Images without foreground give 0.
-    """
-    sd, mean = local_std(images)
-    flat_sd = sd.flatten(1)
-    flat_mean = mean.flatten(1)
-    if reference_level is None:
-        reference_level = torch.quantile(images.flatten(1)[:, :: max(1, images[0].numel() // MAX_SAMPLES)].float(), 0.99, dim=1)
-    sigmas = []
-    for b in range(images.shape[0]):
-        values = flat_sd[b][flat_mean[b] > FOREGROUND_FRACTION * reference_level[b]]
-        if values.numel() < 16:
-            sigmas.append(torch.zeros((), device=images.device))
+
+def _foreground_statistic(values: torch.Tensor, local_mean: torch.Tensor, reference: torch.Tensor, statistic):
+    """statistic(foreground values) per image; 0 for images with fewer than 16 foreground samples."""
+    results = []
+    for index in range(values.shape[0]):
+        selected = values[index][local_mean[index] > FOREGROUND_FRACTION * reference[index]]
+        if selected.numel() < 16:
+            results.append(torch.zeros((), device=values.device))
             continue
-        if values.numel() > MAX_SAMPLES:
-            values = values[:: values.numel() // MAX_SAMPLES]
-        sigmas.append(torch.quantile(values, QUANTILE) * CALIBRATION)
-    return torch.stack(sigmas)
+        if selected.numel() > MAX_SAMPLES:
+            selected = selected[:: selected.numel() // MAX_SAMPLES]
+        results.append(statistic(selected))
+    return torch.stack(results)
+
+
+def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
+    """Noise SD per image of a (B, H, W) batch, in the images' intensity units (0 without foreground)."""
+    sd, mean = local_std(images)
+    return _foreground_statistic(
+        sd.flatten(1), mean.flatten(1), _reference_levels(images), lambda v: torch.quantile(v, QUANTILE) * CALIBRATION
+    )
 
 
 def estimate_noise_sigma_wavelet(images: torch.Tensor) -> torch.Tensor:
@@ -64,14 +69,6 @@ def estimate_noise_sigma_wavelet(images: torch.Tensor) -> torch.Tensor:
     c, d = x[..., 1::2, 0::2], x[..., 1::2, 1::2]
     diagonal = (a - b - c + d) / 2  # unit gain for white noise
     local_mean = (a + b + c + d) / 4
-    reference = torch.quantile(x.flatten(1)[:, :: max(1, x[0].numel() // MAX_SAMPLES)], 0.99, dim=1)
-    sigmas = []
-    for index in range(x.shape[0]):
-        values = diagonal[index][local_mean[index] > FOREGROUND_FRACTION * reference[index]].abs()
-        if values.numel() < 16:
-            sigmas.append(torch.zeros((), device=x.device))
-            continue
-        if values.numel() > MAX_SAMPLES:
-            values = values[:: values.numel() // MAX_SAMPLES]
-        sigmas.append(values.median() / 0.6745)
-    return torch.stack(sigmas)
+    return _foreground_statistic(
+        diagonal.abs().flatten(1), local_mean.flatten(1), _reference_levels(x), lambda v: v.median() / 0.6745
+    )
