@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from geometry_helpers import homogeneous, rotation
 
 from MRQualityMetricsLib import measurement
 from MRQualityMetricsLib.mrml_logic import QualityMetricsMrmlLogic
@@ -14,20 +15,6 @@ from MRQualityMetricsLib.volume import Volume, make_ijk_to_ras
 SIGMA_MM = 2.0
 FWHM_MM = 2 * math.sqrt(2 * math.log(2)) * SIGMA_MM  # 4.7096 mm
 NORMAL = np.array([1.0, 0.2, 0.1]) / np.linalg.norm([1.0, 0.2, 0.1])
-
-
-def rotation(axis, degrees):
-    axis = np.asarray(axis, float) / np.linalg.norm(axis)
-    angle = np.radians(degrees)
-    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
-
-
-def homogeneous(rotationMatrix=None, translation=(0, 0, 0)):
-    matrix = np.eye(4)
-    matrix[:3, :3] = np.eye(3) if rotationMatrix is None else rotationMatrix
-    matrix[:3, 3] = translation
-    return matrix
 
 
 def sheetPhantom(worldIjkToRas, shapeKji, centerRas):

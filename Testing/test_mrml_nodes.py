@@ -3,25 +3,12 @@ coordinates, regions (ROI, points, closed curve, segments) and clear errors for 
 
 import numpy as np
 import pytest
+from geometry_helpers import homogeneous, rotation
 
 from MRQualityMetricsLib import mrml_nodes
 from MRQualityMetricsLib.region_stats import region_statistics
 from MRQualityMetricsLib.regions import BoxRegion, CircleRegion, SphereRegion
 from MRQualityMetricsLib.volume import make_ijk_to_ras
-
-
-def rotation(axis, degrees):
-    axis = np.asarray(axis, float) / np.linalg.norm(axis)
-    angle = np.radians(degrees)
-    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
-
-
-def homogeneous(rotationMatrix=None, translation=(0, 0, 0)):
-    matrix = np.eye(4)
-    matrix[:3, :3] = np.eye(3) if rotationMatrix is None else rotationMatrix
-    matrix[:3, 3] = translation
-    return matrix
 
 
 def transformPoints(matrix, points):
