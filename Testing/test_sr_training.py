@@ -14,7 +14,8 @@ import torch
 
 from MRSuperResLib import phantoms
 from MRSuperResLib.network import RestorationNet, parameter_count
-from MRSuperResLib.train import DEFAULT_CONFIG, load_config, train
+from MRSuperResLib.noise_estimation import estimate_noise_sigma_blind
+from MRSuperResLib.train import DEFAULT_CONFIG, _flipped, load_config, train
 from MRSuperResLib.training_data import TEMPLATE_FILES
 from MRSuperResLib.training_pairs import SCALES, make_training_pairs
 
@@ -98,6 +99,27 @@ def test_training_pairs_of_empty_scenes_keep_only_a_fraction_of_the_input_noise(
     assert torch.allclose(target, kept.view(-1, 1, 1) * centre, atol=1e-6)
 
 
+def test_training_pairs_condition_on_the_inference_noise_estimate():
+    """The condition is strength x the blind estimate inference uses (strength 1 for most samples, else below)."""
+    clean = _clean_batch(batch=8, context=1, size=64)
+    pairs = make_training_pairs(clean, torch.Generator().manual_seed(2), crop=64, scale=1)
+    noisy = pairs["inputs"][:, 0]  # at scale 1 and crop = size the input grid is the network input
+    expected = estimate_noise_sigma_blind(noisy, noisy)
+    noisy_samples = expected > 0  # noise-free samples have nothing to estimate
+    strength = pairs["condition"][noisy_samples] / expected[noisy_samples]
+    assert ((strength >= 0) & (strength <= 1 + 1e-5)).all()
+    assert (strength - 1).abs().lt(1e-5).sum() >= 3
+
+
+def test_repeated_degradations_see_flipped_and_transposed_batches():
+    clean = torch.arange(2 * 1 * 3 * 4, dtype=torch.float32).view(2, 1, 3, 4)
+    views = [_flipped(clean, repeat) for repeat in range(4)]
+    assert torch.equal(views[0], clean)
+    assert torch.equal(views[1], clean.transpose(-1, -2))
+    assert torch.equal(views[2], clean.flip(-1))
+    assert torch.equal(views[3], clean.transpose(-1, -2).flip(-1))
+
+
 # ---------------------------------------------------------------- smoke training run
 
 
@@ -106,7 +128,7 @@ def test_training_pairs_of_empty_scenes_keep_only_a_fraction_of_the_input_noise(
 def test_smoke_training_writes_loadable_weights_card_and_log(tmp_path):
     config = load_config(overrides={
         "model_id": "smoke-unet16", "architecture": "unet16", "synth_size": 64, "crop": 48, "batch_size": 2,
-        "max_steps": 3, "time_limit_minutes": 1, "log_every": 1,
+        "max_steps": 3, "time_limit_minutes": 1, "log_every": 1, "degradations_per_batch": 2,
     })
     messages = []
     summary = train(TEMPLATE_DIR, tmp_path, config, log=messages.append)

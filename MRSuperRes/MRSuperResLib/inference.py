@@ -90,21 +90,19 @@ def _zip_slices(slices, out_rows_cols, device):
 
 
 def _volume_noise_sigma(stack, out_rows_cols, device):
-    """Noise SD of the volume (absolute units): median over slices with foreground of the smaller of two
-    blind estimates, the local-SD one the network was trained with (on the zero-filled slices) and the
-    wavelet one on the input grid, which textured anatomy does not inflate."""
+    """Noise SD of the volume (absolute units): median over slices with foreground of the blind estimate the
+    network was trained with (noise_estimation.estimate_noise_sigma_blind)."""
     import torch
 
-    from .noise_estimation import estimate_noise_sigma, estimate_noise_sigma_wavelet
+    from .noise_estimation import estimate_noise_sigma_blind
 
     # Noise is one level for the whole volume: a spread-out subset of slices estimates it as well as all of them.
     subset = stack[np.unique(np.linspace(0, stack.shape[0] - 1, min(stack.shape[0], NOISE_SLICES)).round().astype(int))]
     estimates = []
     for start in range(0, subset.shape[0], 8):
         block = subset[start : start + 8]
-        local = estimate_noise_sigma(_zip_slices(block, out_rows_cols, device)).cpu()
-        wavelet = estimate_noise_sigma_wavelet(torch.from_numpy(np.ascontiguousarray(block)).to(device)).cpu()
-        estimates.append(torch.minimum(local, wavelet))
+        input_grid = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).to(device)
+        estimates.append(estimate_noise_sigma_blind(_zip_slices(block, out_rows_cols, device), input_grid).cpu())
     values = torch.cat(estimates)
     values = values[values > 0]
     return float(values.median()) if values.numel() else 0.0

@@ -72,3 +72,14 @@ def estimate_noise_sigma_wavelet(images: torch.Tensor) -> torch.Tensor:
     return _foreground_statistic(
         diagonal.abs().flatten(1), local_mean.flatten(1), _reference_levels(x), lambda v: v.median() / 0.6745
     )
+
+
+def estimate_noise_sigma_blind(zero_filled: torch.Tensor, input_grid: torch.Tensor) -> torch.Tensor:
+    """The network's noise condition (before the user's strength), per image: the smaller of the local-SD
+    estimate on the zero-filled (ZIP) images and the wavelet estimate on the same images on their input grid.
+
+    Training and inference both use this one rule, so the condition means the same thing in both. Textured
+    anatomy inflates the local-SD estimate and band-limited (scanner zero-filled) noise lowers the wavelet one;
+    the minimum errs on the side of keeping detail.
+    """
+    return torch.minimum(estimate_noise_sigma(zero_filled), estimate_noise_sigma_wavelet(input_grid))

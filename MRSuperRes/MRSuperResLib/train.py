@@ -24,6 +24,11 @@ DEFAULT_CONFIG = {
     "log_every": 100,
     "sources": None,  # synthetic source mix and pixel sizes (None: training_data.DEFAULT_SOURCES)
     "init_weights": None,  # optional .pt state dict to continue from (a second training stage)
+    # Training steps per synthesised batch, each with its own degradation (and flip/transpose): synthesis
+    # costs more than a step, and one clean scene under different scales and noise is still a new example.
+    "degradations_per_batch": 1,
+    "fine_texture": None,  # voxel-scale texture of the truth (None: training_data.DEFAULT_FINE_TEXTURE)
+    "blind_blur": None,  # probabilities of blur the input grid cannot explain (None: training_pairs.BLIND_BLUR)
 }
 
 
@@ -61,12 +66,22 @@ def _validation_batches(bank, config, device, count=4):
 
     generator = torch.Generator(device=device).manual_seed(config["seed"] + 1)
     synthesizer = SliceSynthesizer(bank, size=config["synth_size"], context=config["context_slices"], generator=generator,
-                                   sources=config["sources"])
+                                   sources=config["sources"], fine_texture=config["fine_texture"])
     batches = []
     for scale in (1, 2, 3, None)[:count]:
         clean, _ = synthesizer.sample(config["batch_size"])
-        batches.append(make_training_pairs(clean, generator, config["crop"], scale=scale))
+        batches.append(make_training_pairs(clean, generator, config["crop"], scale=scale,
+                                           blind_blur=config["blind_blur"]))
     return batches
+
+
+def _flipped(clean, repeat: int):
+    """The repeat-th view of a (B, C, H, W) batch: as is, transposed, flipped, both (in-plane symmetries)."""
+    if repeat % 2:
+        clean = clean.transpose(-1, -2)
+    if (repeat // 2) % 2:
+        clean = clean.flip(-1)
+    return clean
 
 
 def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
@@ -83,7 +98,7 @@ def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
     bank = TemplateBank(template_dir, device=device)
     generator = torch.Generator(device=device).manual_seed(config["seed"])
     synthesizer = SliceSynthesizer(bank, size=config["synth_size"], context=config["context_slices"], generator=generator,
-                                   sources=config["sources"])
+                                   sources=config["sources"], fine_texture=config["fine_texture"])
     validation = _validation_batches(bank, config, device)
 
     model = RestorationNet(config["architecture"], config["context_slices"])
@@ -112,18 +127,21 @@ def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
             group["lr"] = config["learning_rate"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
         with torch.no_grad():
             clean, _ = synthesizer.sample(config["batch_size"])
-            batch = make_training_pairs(clean, generator, config["crop"])
-        with autocast:
-            prediction = model(batch["inputs"], batch["condition"])
-        loss = (prediction.float() - batch["target"]).abs().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % config["log_every"] == 0:
-            emit(f"step {step} loss {running:.5f} lr {optimizer.param_groups[0]['lr']:.2e} elapsed {time.time() - start:.0f}s")
+        for repeat in range(min(config["degradations_per_batch"], config["max_steps"] - step)):
+            with torch.no_grad():
+                batch = make_training_pairs(_flipped(clean, repeat), generator, config["crop"],
+                                            blind_blur=config["blind_blur"])
+            with autocast:
+                prediction = model(batch["inputs"], batch["condition"])
+            loss = (prediction.float() - batch["target"]).abs().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            if step % config["log_every"] == 0:
+                emit(f"step {step} loss {running:.5f} lr {optimizer.param_groups[0]['lr']:.2e} elapsed {time.time() - start:.0f}s")
 
     model.eval()
     with torch.no_grad(), autocast:

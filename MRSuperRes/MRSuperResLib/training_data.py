@@ -164,12 +164,19 @@ DEFAULT_SOURCES = {
 }
 
 
+# Voxel-scale multiplicative texture of the truth: up to max_amplitude (relative SD), spectrum 1/|k|^exponent
+# with the exponent drawn in the range. Flat (low exponent) texture looks like noise to the network, which then
+# learns to keep noise; a training config may narrow it.
+DEFAULT_FINE_TEXTURE = {"max_amplitude": 0.08, "exponent": (0.5, 3.0)}
+
+
 class SliceSynthesizer:
     """Draws batches of clean high-resolution slice stacks (B, context, H, W) in [0, ~1]."""
 
     def __init__(self, bank: TemplateBank, size: int = 192, context: int = 3, generator: torch.Generator | None = None,
-                 sources: dict | None = None):
+                 sources: dict | None = None, fine_texture: dict | None = None):
         self.sources = sources or DEFAULT_SOURCES
+        self.fine_texture = {**DEFAULT_FINE_TEXTURE, **(fine_texture or {})}
         self.bank = bank
         self.size = size
         self.context = context
@@ -317,8 +324,10 @@ class SliceSynthesizer:
         bias = _smooth_noise(batch, 1, stack, (2, 3, 3), self.generator, self.device).view(shape)
         image = image * torch.exp(self._uniform(0.0, 0.3, batch).view(-1, 1, 1, 1, 1) * bias)
         image = image.clamp(min=0).mean(dim=2)  # slice profile: average over the slice thickness
-        fine = power_law_texture(image.shape, self._uniform(0.5, 3.0, batch), self.generator, self.device)
-        image = (image * (1 + self._uniform(0.0, 0.08, batch).view(-1, 1, 1, 1) * fine)).clamp(min=0)
+        low, high = self.fine_texture["exponent"]
+        fine = power_law_texture(image.shape, self._uniform(low, high, batch), self.generator, self.device)
+        amplitude = self._uniform(0.0, self.fine_texture["max_amplitude"], batch).view(-1, 1, 1, 1)
+        image = (image * (1 + amplitude * fine)).clamp(min=0)
         noise_only = self._rand(batch) < 0.03  # empty scenes teach the net not to invent structure
         image[noise_only] = 0
         return image, pixel

@@ -3,7 +3,8 @@
 For each batch: a requested output scale s in {1, 2, 3}; the scanner's acquisition matrix may be coarser
 still (it zero-filled: effective resolution below the voxel grid) and rectangular; random partial Fourier,
 apodisation, smooth phase and Rician noise from SNR 3 to 80 (and some noise-free). The network input is
-the Fourier zero-filled (ZIP) magnitude image, exactly as at inference. Denoising strength d in [0, 1]:
+the Fourier zero-filled (ZIP) magnitude image, exactly as at inference, and the noise condition is the same
+blind estimate as at inference (estimate_noise_sigma_blind). Denoising strength d in [0, 1]:
 the condition is d x (blind noise estimate) and the target keeps (1 - d) of the input's own noise, so
 d = 0 sharpens without removing the noise texture and d = 1 removes it.
 """
@@ -13,10 +14,19 @@ import math
 import torch
 
 from .degradation import acquire, fourier_resample, sigma_for_snr, smooth_random_phase
-from .noise_estimation import estimate_noise_sigma
+from .noise_estimation import estimate_noise_sigma_blind
 
 SCALES = (1, 2, 3)
 SCALE_PROBABILITIES = (0.25, 0.45, 0.30)
+# How often each kind of blur that the input's own grid cannot explain is drawn. The network cannot tell it from
+# smooth anatomy, so it learns to sharpen blindly as often as it sees it: frequent blur suits scanner-zero-filled
+# clinical series, rare blur suits inputs acquired at their own matrix. A training config may override these.
+BLIND_BLUR = {
+    "extra_zero_fill": 0.15,  # the scanner acquired a coarser matrix than the input grid (x1.1-1.6)
+    "rectangular": 0.4,  # coarser phase encoding (x1-1.35)
+    "partial_fourier": 0.2,  # 0.6-0.875 of the phase lines, missing lines zero
+    "apodisation": 0.3,  # k-space filter up to 0.6
+}
 
 
 def _choice(values, probabilities, generator, device):
@@ -28,23 +38,28 @@ def _rand(generator, device, *shape):
     return torch.rand(shape, generator=generator, device=device)
 
 
-def make_training_pairs(clean: torch.Tensor, generator: torch.Generator, crop: int, scale: int | None = None):
-    """clean (B, C, H, W) -> dict(inputs (B, C, crop, crop), condition (B,), target (B, 1, crop, crop), scale)."""
+def make_training_pairs(clean: torch.Tensor, generator: torch.Generator, crop: int, scale: int | None = None,
+                        blind_blur: dict | None = None):
+    """clean (B, C, H, W) -> dict(inputs (B, C, crop, crop), condition (B,), target (B, 1, crop, crop), scale).
+
+    blind_blur: probabilities overriding BLIND_BLUR (same keys)."""
+    unknown = set(blind_blur or {}) - set(BLIND_BLUR)
+    if unknown:
+        raise ValueError(f"unknown blind blur keys {sorted(unknown)}; known: {sorted(BLIND_BLUR)}")
+    blur = {**BLIND_BLUR, **(blind_blur or {})}
     device = clean.device
     batch, context, size, _ = clean.shape
     scale = scale or _choice(SCALES, SCALE_PROBABILITIES, generator, device)
     recon = max(8, round(size / scale))
-    # Blur the input's own grid cannot explain (scanner zero-fill, apodisation) is kept rare: it is invisible in
-    # noise-free images, and a strong prior for it makes the network sharpen smooth anatomy that was never blurred.
-    extra = 1.0 if _rand(generator, device).item() < 0.85 else 1.1 + 0.5 * _rand(generator, device).item()
+    extra = 1.0 if _rand(generator, device).item() < 1 - blur["extra_zero_fill"] else 1.1 + 0.5 * _rand(generator, device).item()
     phase_axis = int(_rand(generator, device).item() < 0.5)
     acquired = [max(8, round(recon / extra))] * 2
-    if _rand(generator, device).item() < 0.4:  # rectangular matrix: coarser phase encoding
+    if _rand(generator, device).item() < blur["rectangular"]:  # rectangular matrix: coarser phase encoding
         acquired[phase_axis] = max(8, round(acquired[phase_axis] / (1 + 0.35 * _rand(generator, device).item())))
     partial_fourier = 1.0
-    if _rand(generator, device).item() < 0.2:
+    if _rand(generator, device).item() < blur["partial_fourier"]:
         partial_fourier = 0.6 + 0.275 * _rand(generator, device).item()
-    apodisation = 0.6 * _rand(generator, device).item() if _rand(generator, device).item() < 0.3 else 0.0
+    apodisation = 0.6 * _rand(generator, device).item() if _rand(generator, device).item() < blur["apodisation"] else 0.0
 
     snr = torch.exp(math.log(3.0) + (math.log(80.0) - math.log(3.0)) * _rand(generator, device, batch))
     noise_free = _rand(generator, device, batch) < 0.1
@@ -77,7 +92,8 @@ def make_training_pairs(clean: torch.Tensor, generator: torch.Generator, crop: i
     inputs, zip_clean, truth = zip_noisy[window], zip_clean[window], clean[window]
     level = torch.quantile(inputs.flatten(1), 0.99, dim=1).clamp(min=1e-3).view(-1, 1, 1, 1)
     inputs, zip_clean, truth = inputs / level, zip_clean / level, truth / level
-    estimate = estimate_noise_sigma(inputs[:, context // 2])
+    input_grid = noisy.view(batch, context, recon, recon)[:, context // 2] / level.view(-1, 1, 1)
+    estimate = estimate_noise_sigma_blind(inputs[:, context // 2], input_grid)
     strength = torch.where(_rand(generator, device, batch) < 0.7, torch.ones(batch, device=device), _rand(generator, device, batch))
     centre_slice = slice(context // 2, context // 2 + 1)
     kept_noise = (inputs[:, centre_slice] - zip_clean[:, centre_slice]) * (1 - strength).view(-1, 1, 1, 1)
