@@ -111,6 +111,34 @@ def test_training_pairs_condition_on_the_inference_noise_estimate():
     assert (strength - 1).abs().lt(1e-5).sum() >= 3
 
 
+@pytest.mark.parametrize("probability", [0.0, 1.0])
+def test_blind_blur_probabilities_decide_every_kind_of_blur(monkeypatch, probability):
+    from MRSuperResLib import training_pairs
+
+    calls, acquire = [], training_pairs.acquire
+
+    def recording_acquire(images, **kwargs):
+        calls.append(kwargs)
+        return acquire(images, **kwargs)
+
+    monkeypatch.setattr(training_pairs, "acquire", recording_acquire)
+    blur = dict.fromkeys(training_pairs.BLIND_BLUR, probability)
+    for seed in range(4):
+        make_training_pairs(_clean_batch(), torch.Generator().manual_seed(seed), crop=48, scale=1, blind_blur=blur)
+    assert len(calls) == 8  # noisy and noise-free acquisition per batch
+    for kwargs in calls:
+        coarser = [a < r for a, r in zip(kwargs["acquired_shape"], kwargs["recon_shape"])]
+        if probability == 0.0:
+            assert coarser == [False, False] and kwargs["partial_fourier"] == 1.0 and kwargs["apodisation"] == 0.0
+        else:
+            assert all(coarser) and kwargs["partial_fourier"] < 1.0 and kwargs["apodisation"] > 0.0
+
+
+def test_blind_blur_rejects_unknown_kinds():
+    with pytest.raises(ValueError, match="unknown blind blur keys \\['motion'\\]"):
+        make_training_pairs(_clean_batch(), torch.Generator().manual_seed(0), crop=48, blind_blur={"motion": 0.5})
+
+
 def test_repeated_degradations_see_flipped_and_transposed_batches():
     clean = torch.arange(2 * 1 * 3 * 4, dtype=torch.float32).view(2, 1, 3, 4)
     views = [_flipped(clean, repeat) for repeat in range(4)]
