@@ -16,7 +16,7 @@ from sample_series import copy_sample_slices
 
 from MRQualityMetricsLib.volume import Volume
 from MRQualityMetricsLib.volume_io import read_volume, write_volume
-from MRSuperResLib import baselines, cli, model_catalog
+from MRSuperResLib import baselines, cli, inference, model_catalog
 
 CPU_MODEL = model_catalog.get_model(None, "cpu").id  # the fast model the catalogue picks for CPUs
 
@@ -66,6 +66,20 @@ def test_nifti_in_nifti_out(crop, tmp_path, capsys):
     assert "enhancing" in err
     assert tree_checksums(nifti.parent) == before  # input untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pd_x2.nii.gz"]  # no temporary files left
+
+
+def test_model_and_denoise_strength_reach_the_network(crop, tmp_path, capsys):
+    _, nifti, volume = crop
+    quality = model_catalog.get_model(None, "cuda").id  # not the CPU default: an ignored --model is caught
+    code, _, err = run_cli(capsys, nifti, "--output", tmp_path / "d0.nii.gz", "--device", "cpu", "--denoise", "0",
+                           "--model", quality, "--quiet")
+    assert code == 0, err
+    result = read_volume(tmp_path / "d0.nii.gz").array
+    same, _ = inference.enhance(volume.array, volume.ijk_to_ras, denoise=0.0, device="cpu", model_id=quality)
+    np.testing.assert_allclose(result, same, atol=1e-3 * same.max())
+    for denoise, model_id in ((1.0, quality), (0.0, CPU_MODEL)):
+        other, _ = inference.enhance(volume.array, volume.ijk_to_ras, denoise=denoise, device="cpu", model_id=model_id)
+        assert np.abs(result - other).max() > 0.01 * same.max()
 
 
 def test_dicom_series_out_matches_the_nifti_out(crop, tmp_path, capsys):

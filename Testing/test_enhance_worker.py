@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MRSuperResLib import model_catalog, worker_process
+from MRQualityMetricsLib.volume import volume_from_sitk
+from MRSuperResLib import inference, model_catalog, worker_process
+
+# Not the CPU's default model, so a worker that ignored --model would be caught.
+QUALITY_MODEL = model_catalog.get_model(None, "cuda").id
+
+
+def image_geometry(image):
+    return volume_from_sitk(image).ijk_to_ras
 
 
 def run_worker(*argv, timeout=120):
@@ -60,8 +68,9 @@ def test_worker_enhances_and_reports_progress(tmp_path):
     image.SetOrigin((-10.0, 20.0, 3.0))
     sitk.WriteImage(image, str(tmp_path / "in.nrrd"))
     result = run_worker("--input", tmp_path / "in.nrrd", "--output", tmp_path / "out.nrrd", "--scale", "2",
-                        "--denoise", "0.5", "--device", "cpu", "--batch-size", "2", "--model", model_catalog.get_model(None, "cpu").id)
+                        "--denoise", "0.5", "--device", "cpu", "--batch-size", "2", "--model", QUALITY_MODEL)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert f"MODEL {QUALITY_MODEL}" in result.stdout.splitlines()
     progress = [worker_process.parse_progress_line(line) for line in result.stdout.splitlines()]
     progress = [p for p in progress if p is not None]
     assert progress == [(2, 5), (4, 5), (5, 5)]  # batches of 2 slices
@@ -69,5 +78,12 @@ def test_worker_enhances_and_reports_progress(tmp_path):
     assert out.GetSize() == (40, 48, 5)
     np.testing.assert_allclose(out.GetSpacing(), (0.45, 0.4, 5.0))
     np.testing.assert_allclose(out.GetOrigin(), (-10.0, 20.0, 3.0))
-    assert np.all(np.isfinite(sitk.GetArrayFromImage(out)))
+    # The settings reach the network: the in-process result with the same model and strength, not another.
+    enhanced = sitk.GetArrayFromImage(out)
+    same, _ = inference.enhance(array, image_geometry(image), scale=2, denoise=0.5, device="cpu", model_id=QUALITY_MODEL)
+    full, _ = inference.enhance(array, image_geometry(image), scale=2, denoise=1.0, device="cpu", model_id=QUALITY_MODEL)
+    fast, _ = inference.enhance(array, image_geometry(image), scale=2, denoise=0.5, device="cpu")
+    np.testing.assert_allclose(enhanced, same, atol=1e-3 * same.max())
+    for other in (full, fast):
+        assert np.abs(enhanced - other).max() > 0.01 * same.max()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nrrd", "out.nrrd"]

@@ -148,7 +148,7 @@ def test_blocking_process_creates_the_named_output_in_the_study_and_shows_it(sli
     assert shNode.GetItemParent(shNode.GetItemByDataNode(outputNode)) == study
     assert all(v.GetBackgroundVolumeID() == outputNode.GetID() and v.GetForegroundVolumeID() == inputNode.GetID()
                and v.GetForegroundOpacity() == pytest.approx(0.5) for v in views)
-    assert "model=default scale=2 denoise=1" in outputNode.GetAttribute("MRSuperRes.settings")
+    assert f"model={CPU_MODEL} scale=2 denoise=1" in outputNode.GetAttribute("MRSuperRes.settings")  # the model run
     np.testing.assert_array_equal(mrml_nodes.volumeFromNode(inputNode).array, before)  # input untouched
     assert inputState[0] in scene_state(app.scene)  # same id, name, voxels and geometry
 
@@ -175,6 +175,7 @@ def test_worker_path_gives_the_blocking_result(slicerApp, pd3):
     outputNode = logic.finishProcessing(job)
     background = mrml_nodes.volumeFromNode(outputNode)
     assert outputNode.GetName() == "GEBrainPD enhanced ×2_1"  # the first result keeps its name
+    assert job.worker.model_id == CPU_MODEL and f"model={CPU_MODEL} " in outputNode.GetAttribute("MRSuperRes.settings")
     np.testing.assert_allclose(background.ijk_to_ras, blocking.ijk_to_ras, atol=1e-6)
     np.testing.assert_allclose(background.array, blocking.array, atol=1e-3 * blocking.array.max())
     assert not job.tempDir.exists()

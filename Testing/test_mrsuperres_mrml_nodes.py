@@ -45,11 +45,6 @@ def assertSamePhysicalVolume(arrayA, ijkToRasA, arrayB, ijkToRasB):
     np.testing.assert_array_equal(arrayA[kA, jA, iA], arrayB[k, j, i])
 
 
-def test_output_name_uses_the_multiplication_sign():
-    assert mrml_nodes.outputVolumeName("T2 ax", 2) == "T2 ax enhanced \u00d72"
-    assert mrml_nodes.outputVolumeName("x", 3).endswith("enhanced ×3")
-
-
 def test_volume_round_trip_keeps_voxels_and_oblique_left_handed_geometry(slicerApp):
     array = np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5) - 20  # negative values too
     node = slicerApp.addVolumeFromArrayAndGeometry(array, obliqueLeftHanded(), "oblique")

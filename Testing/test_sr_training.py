@@ -134,9 +134,10 @@ def test_blind_blur_probabilities_decide_every_kind_of_blur(monkeypatch, probabi
             assert all(coarser) and kwargs["partial_fourier"] < 1.0 and kwargs["apodisation"] > 0.0
 
 
-def test_blind_blur_rejects_unknown_kinds():
-    with pytest.raises(ValueError, match="unknown blind blur keys \\['motion'\\]"):
-        make_training_pairs(_clean_batch(), torch.Generator().manual_seed(0), crop=48, blind_blur={"motion": 0.5})
+@pytest.mark.parametrize("key", ["blind_blur", "fine_texture"])
+def test_load_config_rejects_unknown_nested_keys(key):
+    with pytest.raises(ValueError, match=f"unknown {key} keys in the training config: \\['motion'\\]"):
+        load_config(None, {key: {"motion": 0.5}})
 
 
 def test_repeated_degradations_see_flipped_and_transposed_batches():

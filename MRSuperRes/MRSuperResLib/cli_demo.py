@@ -56,13 +56,6 @@ def measurement_specs(volume):
     return line, regions, snrs, cnrs
 
 
-def choose_model(model_id, device):
-    """The requested model, else the catalogue's default for the device that will run (the fast model on CPUs)."""
-    from MRSuperResLib import inference, model_catalog
-
-    return model_catalog.get_model(model_id, inference.resolve_device(device).type)
-
-
 def _slice_extent_mm(volume):
     """(array slice [j, i], imshow extent) of the demo slice in in-plane millimetres from voxel 0."""
     spacing = volume.spacing
@@ -180,7 +173,7 @@ def run(args) -> int:
 
     say(f"Reading the bundled sample {SAMPLE_FOLDER.name} ...")
     original = read_volume(SAMPLE_FOLDER, name="original")
-    model = choose_model(args.model, args.device)
+    model = inference.model_for(args.model, args.device)
     say(f"Enhancing x{SCALE} with model {model.id} ...")
     enhance_start = time.monotonic()
     out_array, out_ijk_to_ras = inference.enhance(

@@ -149,9 +149,9 @@ def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", s
     bad = int(np.count_nonzero(~np.isfinite(volume.array))) if np.issubdtype(volume.array.dtype, np.floating) else 0
     if bad:
         raise ValueError(f"input '{input_path}' contains {bad} NaN or infinite voxel(s); fix or mask them first")
-    from MRSuperResLib import inference, model_catalog  # torch/monai only once the input is known to be good
+    from MRSuperResLib import inference  # torch/monai only once the input is known to be good
 
-    model = model_catalog.get_model(model_id, inference.resolve_device(device).type)  # the device's default model
+    model = inference.model_for(model_id, device)
     result = inference.enhance_volume(
         volume, scale=scale, denoise=denoise, device=device, slice_axis=slice_axis, batch_size=batch_size,
         model_id=model.id, progress=progress,

@@ -203,6 +203,6 @@ def expectedRunSeconds(dimensions, scale, modelId=None, modelsDir=None):
     seconds = []
     for device in ("cpu", "cuda"):
         info = model_catalog.get_model(modelId or None, device, modelsDir)
-        timing = info.details.get("timing", {}) if isinstance(info.details, dict) else {}
+        timing = info.details.get("timing", {})
         seconds.append(expectedSeconds(timing.get(f"{device}_seconds_per_megavoxel"), outputVoxels))
     return tuple(seconds)

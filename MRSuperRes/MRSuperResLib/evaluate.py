@@ -85,11 +85,8 @@ class EvaluationResult:
 
 # ----------------------------------------------------------------------------------------------- methods
 def default_methods() -> tuple:
-    """The available classical methods, plus the model when the inference module is present."""
-    import importlib.util
-
-    model = (MODEL,) if importlib.util.find_spec("MRSuperResLib.inference") is not None else ()
-    return tuple(baselines.available_methods()) + model
+    """The available classical methods, plus the model."""
+    return tuple(baselines.available_methods()) + (MODEL,)
 
 
 def _check_methods(methods):

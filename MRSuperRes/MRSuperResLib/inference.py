@@ -41,6 +41,14 @@ def resolve_device(device="auto"):
     return torch.device(device)
 
 
+def model_for(model_id=None, device="auto", models_dir=None):
+    """The catalogue model enhance() runs: model_id, else the catalogue's default for the device that `device`
+    resolves to (the quality model on GPUs, the fast one on CPUs)."""
+    from .model_catalog import get_model
+
+    return get_model(model_id, resolve_device(device).type, models_dir)
+
+
 def _model(info, device):
     import torch
 
@@ -78,12 +86,16 @@ def _pad_to_multiple(tensor, multiple=16, margin=BORDER_MARGIN):
     return tensor, rows, cols
 
 
-def _zip_slices(slices, out_rows_cols, device):
+def _to_device(slices, device):
     import torch
 
+    return torch.from_numpy(np.ascontiguousarray(slices, dtype=np.float32)).to(device)
+
+
+def _zip(tensor, out_rows_cols):
+    """k-space zero-fill of (S, R, C) slices to out_rows_cols (the slices themselves when already there)."""
     from .degradation import fourier_resample
 
-    tensor = torch.from_numpy(np.ascontiguousarray(slices, dtype=np.float32)).to(device)
     if tuple(tensor.shape[-2:]) == tuple(out_rows_cols):
         return tensor
     return fourier_resample(tensor, out_rows_cols)
@@ -100,9 +112,8 @@ def _volume_noise_sigma(stack, out_rows_cols, device):
     subset = stack[np.unique(np.linspace(0, stack.shape[0] - 1, min(stack.shape[0], NOISE_SLICES)).round().astype(int))]
     estimates = []
     for start in range(0, subset.shape[0], 8):
-        block = subset[start : start + 8]
-        input_grid = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).to(device)
-        estimates.append(estimate_noise_sigma_blind(_zip_slices(block, out_rows_cols, device), input_grid).cpu())
+        input_grid = _to_device(subset[start : start + 8], device)
+        estimates.append(estimate_noise_sigma_blind(_zip(input_grid, out_rows_cols), input_grid).cpu())
     values = torch.cat(estimates)
     values = values[values > 0]
     return float(values.median()) if values.numel() else 0.0
@@ -115,7 +126,7 @@ def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, dev
     context = model.context_slices
     half = context // 2
     indices = np.clip(np.arange(first - half, last + half), 0, stack.shape[0] - 1)
-    zipped = _zip_slices(stack[indices], out_rows_cols, device)
+    zipped = _zip(_to_device(stack[indices], device), out_rows_cols)
     windows = zipped.unfold(0, context, 1).permute(0, 3, 1, 2)  # (n, context, R', C')
     flat = windows.reshape(windows.shape[0], -1)
     # 99th percentile of |x|: robust to outliers, and positive for images with negative values too.
@@ -141,14 +152,12 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
     """
     import torch
 
-    from .model_catalog import get_model
-
     array = _validate(array, scale, denoise)
     ijk_to_ras = np.asarray(ijk_to_ras, dtype=float)
     axis = resolve_slice_axis(ijk_to_ras, slice_axis)
     out_shape, out_geometry = output_geometry(ijk_to_ras, array.shape, scale, axis)
     torch_device = resolve_device(device)
-    info = get_model(model_id, torch_device.type, models_dir)
+    info = model_for(model_id, torch_device.type, models_dir)
     model = _model(info, torch_device)
 
     stack = np.moveaxis(array, array_axis(axis), 0).astype(np.float32, copy=False)

@@ -74,6 +74,7 @@ class SuperResMrmlLogic:
         volume = mrml_nodes.volumeFromNode(inputVolume)  # validates the input node
         from MRSuperResLib import inference  # torch and monai: only for a valid input
 
+        modelId = inference.model_for(modelId, device).id
         outArray, outIjkToRas = inference.enhance(
             volume.array, volume.ijk_to_ras, scale=int(scale), denoise=float(denoise), device=device,
             slice_axis=sliceAxis, batch_size=batchSize, model_id=modelId, progress=progress, cancel=cancel,
@@ -119,7 +120,8 @@ class SuperResMrmlLogic:
             if returnCode != 0 or not job.resultPath.is_file():
                 raise RuntimeError(f"Enhancement failed: {job.worker.error_message()}")
             s = job.settings
-            description = settingsDescription(s["scale"], s["denoise"], s["device"], s["sliceAxis"], s["modelId"])
+            modelId = job.worker.model_id or s["modelId"]  # the worker names the model it ran
+            description = settingsDescription(s["scale"], s["denoise"], s["device"], s["sliceAxis"], modelId)
             return self._importResult(job.inputVolume, job.outputVolume, s["scale"], description, show,
                                       lambda node: mrml_nodes.readVolumeFile(job.resultPath, node))
         finally:

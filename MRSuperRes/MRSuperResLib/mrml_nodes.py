@@ -9,13 +9,6 @@ import numpy as np
 from MRQualityMetricsLib.mrml_nodes import arrayFromVtkMatrix, vtkMatrixFromArray
 
 
-def outputVolumeName(inputName, scale):
-    """Name of the enhanced volume, e.g. "T2 axial enhanced ×2" (inference.result_name)."""
-    from .inference import result_name
-
-    return result_name(inputName, scale)
-
-
 def _sequenceBrowserShowing(volumeNode):
     """The sequence browser whose current time point this node shows, or None."""
     scene = volumeNode.GetScene()
@@ -144,9 +137,11 @@ def writeVolumeFile(volumeNode, path):
 
 
 def createOutputVolumeNode(inputVolume, scale):
-    """New scalar volume node named after the input, in the input's scene (no voxels yet)."""
+    """New scalar volume node named after the input (inference.result_name), in the input's scene (no voxels yet)."""
+    from .inference import result_name
+
     scene = inputVolume.GetScene()
-    name = scene.GenerateUniqueName(outputVolumeName(inputVolume.GetName(), scale))
+    name = scene.GenerateUniqueName(result_name(inputVolume.GetName(), scale))
     outputVolume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
     return outputVolume
 

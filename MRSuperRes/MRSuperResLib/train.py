@@ -54,6 +54,13 @@ def load_config(path=None, overrides=None) -> dict:
     unknown = set(config) - set(DEFAULT_CONFIG)
     if unknown:
         raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+    from .training_data import DEFAULT_FINE_TEXTURE
+    from .training_pairs import BLIND_BLUR
+
+    for key, defaults in (("blind_blur", BLIND_BLUR), ("fine_texture", DEFAULT_FINE_TEXTURE)):
+        unknown = set(config[key] or {}) - set(defaults)
+        if unknown:
+            raise ValueError(f"unknown {key} keys in the training config: {sorted(unknown)}; known: {sorted(defaults)}")
     return config
 
 

@@ -42,10 +42,7 @@ def make_training_pairs(clean: torch.Tensor, generator: torch.Generator, crop: i
                         blind_blur: dict | None = None):
     """clean (B, C, H, W) -> dict(inputs (B, C, crop, crop), condition (B,), target (B, 1, crop, crop), scale).
 
-    blind_blur: probabilities overriding BLIND_BLUR (same keys)."""
-    unknown = set(blind_blur or {}) - set(BLIND_BLUR)
-    if unknown:
-        raise ValueError(f"unknown blind blur keys {sorted(unknown)}; known: {sorted(BLIND_BLUR)}")
+    blind_blur: probabilities overriding BLIND_BLUR (same keys; train.load_config checks them)."""
     blur = {**BLIND_BLUR, **(blind_blur or {})}
     device = clean.device
     batch, context, size, _ = clean.shape

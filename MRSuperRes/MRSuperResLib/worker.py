@@ -5,7 +5,8 @@ responsive and a cancel can kill it; also runnable with any Python that has torc
 
     python worker.py --input in.nrrd --output out.nrrd --scale 2 --denoise 1.0 --device auto
 
-Protocol on stdout: ``PROGRESS i/N`` lines while running, ``WARNING: ...`` lines, and on failure one
+Protocol on stdout: ``MODEL <id>`` once the model is chosen, ``PROGRESS i/N`` lines while running,
+``WARNING: ...`` lines, and on failure one
 ``ERROR: <reason>`` line. Exit code 0 on success, 2 for a problem with the input or settings, 1 otherwise.
 The output file only appears once it is complete.
 """
@@ -77,9 +78,11 @@ def run(args):
     def report(done, total):
         _say(f"PROGRESS {int(done)}/{int(total)}")
 
+    model = inference.model_for(args.model, args.device)
+    _say(f"MODEL {model.id}")
     out_array, out_ijk_to_ras = inference.enhance(
         volume.array, volume.ijk_to_ras, scale=args.scale, denoise=args.denoise, device=args.device,
-        slice_axis=args.slice_axis, batch_size=args.batch_size, model_id=args.model, progress=report,
+        slice_axis=args.slice_axis, batch_size=args.batch_size, model_id=model.id, progress=report,
     )
     result = volume.with_array(out_array, ijk_to_ras=out_ijk_to_ras)
     # Temporary name in the same folder (same file system), keeping the extension that selects the format.

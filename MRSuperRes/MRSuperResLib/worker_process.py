@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 PROGRESS_PATTERN = re.compile(r"^PROGRESS\s+(\d+)\s*/\s*(\d+)\s*$")
+MODEL_PATTERN = re.compile(r"^MODEL\s+(\S+)\s*$")
 ERROR_PREFIX = "ERROR:"
 WORKER_SCRIPT = Path(__file__).resolve().with_name("worker.py")
 
@@ -59,6 +60,7 @@ class WorkerProcess:
     def __init__(self, command, env=None, cwd=None):
         self.command = [str(part) for part in command]
         self.progress = None  # (done, total) of the latest PROGRESS line
+        self.model_id = None  # the catalogue model the worker runs (its MODEL line)
         self.log_lines = []  # every non-progress line, in order
         self.cancelled = False
         self._lines = queue.Queue()
@@ -99,9 +101,11 @@ class WorkerProcess:
                 line = self._lines.get_nowait()
             except queue.Empty:
                 break
-            progress = parse_progress_line(line)
+            progress, model = parse_progress_line(line), MODEL_PATTERN.match(line.strip())
             if progress is not None:
                 self.progress = progress
+            elif model is not None:
+                self.model_id = model.group(1)
             else:
                 self.log_lines.append(line)
             new_lines.append(line)
