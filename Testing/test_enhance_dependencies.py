@@ -90,13 +90,18 @@ def test_expected_run_time_comes_from_the_catalogue_timing(tmp_path):
         entry.pop("timing", None)
     (models / "Models.json").write_text(json.dumps(catalogue))
     assert dependencies.expectedRunSeconds((256, 256, 20), 2, modelsDir=models) == (None, None)  # not measured
-    for entry in catalogue["models"]:
-        entry["timing"] = {"cpu_seconds_per_megavoxel": 2.0 if "cpu" in entry["default_for"] else 9.0,
-                           "cuda_seconds_per_megavoxel": 0.01}
+    for index, entry in enumerate(catalogue["models"]):  # distinct timings: each estimate names its model
+        entry["timing"] = {"cpu_seconds_per_megavoxel": 2.0 + index, "cuda_seconds_per_megavoxel": 0.01 * (index + 1)}
     (models / "Models.json").write_text(json.dumps(catalogue))
+    timing = {e["id"]: e["timing"] for e in catalogue["models"]}
+    cpuDefault = model_catalog.get_model(None, "cpu", models).id
+    gpuDefault = model_catalog.get_model(None, "cuda", models).id
+    assert cpuDefault != gpuDefault
     cpu, gpu = dependencies.expectedRunSeconds((256, 256, 20), 2, modelsDir=models)
     megavoxels = 256 * 256 * 20 * 4 / 1e6  # output voxels
-    assert cpu == pytest.approx(2.0 * megavoxels) and gpu == pytest.approx(0.01 * megavoxels)
+    assert cpu == pytest.approx(timing[cpuDefault]["cpu_seconds_per_megavoxel"] * megavoxels)  # each device's default
+    assert gpu == pytest.approx(timing[gpuDefault]["cuda_seconds_per_megavoxel"] * megavoxels)
     # An explicitly chosen model is used on both devices.
-    chosen = [e["id"] for e in catalogue["models"] if "cpu" not in e["default_for"]][0]
-    assert dependencies.expectedRunSeconds((256, 256, 20), 2, chosen, models)[0] == pytest.approx(9.0 * megavoxels)
+    chosen = next(e["id"] for e in catalogue["models"] if not e["default_for"])
+    assert dependencies.expectedRunSeconds((256, 256, 20), 2, chosen, models) == pytest.approx(
+        (timing[chosen]["cpu_seconds_per_megavoxel"] * megavoxels, timing[chosen]["cuda_seconds_per_megavoxel"] * megavoxels))

@@ -155,7 +155,7 @@ def test_linear_interpolation_widens_a_one_voxel_gaussian_as_imagej_does():
     assert all(0.03 < error < 0.11 for error in errors)
 
 
-@pytest.mark.parametrize("sigma, tolerance", [(1.0, 0.016), (1.2, 0.01), (2.0, 0.01)])
+@pytest.mark.parametrize("sigma, tolerance", [(1.0, 0.016), (1.2, 0.003), (2.0, 0.003)])  # documented: 1.5 %, 0.2 %
 def test_default_quintic_interpolation_resolves_one_voxel_gaussians(sigma, tolerance):
     for offset in (0.0, 0.25, 0.5):
         for directions in (None, rotation(0.4, 0.3)):

@@ -85,6 +85,7 @@ def test_lesion_check_catches_an_eraser_and_verdict_follows_the_model():
     assert not evaluate.checks_passed(rows)
     model_row = dict(nlm, method="model", passed=True)  # a verdict is about the model when it was evaluated
     assert evaluate.checks_passed(rows + [model_row])
+    assert not evaluate.checks_passed(rows + [model_row, dict(model_row, passed=False)])  # every model row counts
 
 
 def test_prepare_truth_crop_keeps_physical_positions():

@@ -10,6 +10,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from geometry_helpers import rotation
 
 from MRQualityMetricsLib.line_profile import sample_line
 from MRQualityMetricsLib.volume import Volume, make_ijk_to_ras
@@ -26,15 +27,7 @@ def _enhance(array, ijk_to_ras, **kwargs):
     return inference.enhance(array, ijk_to_ras, **kwargs)
 
 
-def _rotation(axis, degrees):
-    """Rotation matrix about a unit axis (Rodrigues)."""
-    axis = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
-    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    angle = np.radians(degrees)
-    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
-
-
-OBLIQUE = _rotation((1, 2, 3), 20)
+OBLIQUE = rotation((1, 2, 3), 20)
 
 
 # ---------------------------------------------------------------- geometry (cheap: no model)
@@ -211,20 +204,17 @@ def test_constant_volume_stays_constant():
     np.testing.assert_allclose(out, 250.0, rtol=0.01)
 
 
-def test_pure_rayleigh_noise_gains_no_structure():
-    """Magnitude noise without any object: the output must not be rougher than the sinc-interpolated input."""
-    generator = torch.Generator().manual_seed(5)
-    noise = acquire(torch.zeros((3, 48, 48)), (48, 48), 10.0, generator=generator).numpy()
-    out, _ = _enhance(noise, make_ijk_to_ras((1, 1, 3)), scale=2)
-    zero_filled = fourier_resample(torch.from_numpy(noise), (96, 96)).numpy()
+def test_model_adds_no_structure_to_noise_and_no_ringing_to_flat_phantoms():
+    """evaluate's hallucination checks (a) pure Rayleigh noise and (b) piecewise-flat phantom, on the model.
+    (c) the 3 mm lesion contrast is reported by the evaluation; the shipped models do not meet it yet."""
+    from MRSuperResLib import evaluate
 
-    def gradient_magnitude(images):
-        rows, cols = np.gradient(images, axis=(1, 2))
-        return np.hypot(rows, cols).mean()
-
-    assert out.std() <= zero_filled.std()
-    assert gradient_magnitude(out) <= gradient_magnitude(zero_filled)
-    assert out.mean() <= noise.mean()  # no signal is invented (the trained target for empty scenes is 0)
+    config = evaluate.EvaluationConfig(volumes=[], model_id=FAST_MODEL, device="cpu")
+    rows = evaluate.hallucination_checks((evaluate.MODEL,), 2, 40.0, config, log=lambda line: None)
+    checked = [row for row in rows if row["check"] != "lesion_contrast"]
+    assert {row["check"] for row in checked} == {"noise_only_sd", "noise_only_gradient", "flat_total_variation",
+                                                 "flat_overshoot"}
+    assert all(row["passed"] for row in checked), [row for row in checked if not row["passed"]]
 
 
 def test_denoise_strength_one_smooths_a_flat_region_more_than_zero():
@@ -234,8 +224,11 @@ def test_denoise_strength_one_smooths_a_flat_region_more_than_zero():
     flat = (1, slice(30, 66), slice(30, 66))  # inside the square on the x2 grid, away from its edges
     outputs = {d: _enhance(noisy, geometry, scale=2, denoise=d)[0][flat] for d in (0.0, 1.0)}
     zero_filled = fourier_resample(torch.from_numpy(noisy), (96, 96)).numpy()[flat]
-    assert outputs[1.0].std() < 0.8 * outputs[0.0].std()
-    assert outputs[1.0].std() < 0.8 * zero_filled.std()
+    # The condition is the volume's noise level (sigma 5 on the input grid), and full strength removes most of it.
+    sigma = inference._volume_noise_sigma(noisy, (96, 96), torch.device("cpu"))
+    assert 0.8 * 5.0 < sigma < 1.05 * 5.0
+    assert outputs[1.0].std() < 0.5 * outputs[0.0].std()
+    assert outputs[1.0].std() < 0.5 * zero_filled.std()
     for output in outputs.values():  # the level stays (Rician bias at SNR 20 is only 0.125)
         assert output.mean() == pytest.approx(100.0, rel=0.01)
 
@@ -269,23 +262,28 @@ def test_cuda_out_of_memory_retries_with_smaller_batches(monkeypatch):
 
 
 def test_cuda_out_of_memory_for_one_slice_continues_on_the_cpu(monkeypatch):
-    """Fault injection on the CPU: the first one-slice batch raises torch.cuda.OutOfMemoryError; enhance must
-    warn that it continues on the CPU and still restore every slice exactly as a normal run."""
+    """Fault injection: enhance believes it runs on CUDA (the CPU model stands in for the GPU one), and the
+    one-slice batch on "cuda" raises torch.cuda.OutOfMemoryError. enhance must warn, move to the CPU and restore
+    every slice exactly as a CPU run does."""
     geometry = make_ijk_to_ras((1, 1, 3))
-    reference, _ = _enhance(_oom_volume(), geometry, scale=2, batch_size=1)
-    real_restore = inference._restore_batch
+    reference, _ = _enhance(_oom_volume(), geometry, scale=2, denoise=0.0, batch_size=1)
+    real_restore, real_model = inference._restore_batch, inference._model
     devices = []
 
-    def restore_failing_once(model, stack, first, last, out_rows_cols, sigma, denoise, device):
+    def restore_without_gpu_memory(model, stack, first, last, out_rows_cols, sigma, denoise, device):
         devices.append(device.type)
-        if len(devices) == 1:
+        if device.type == "cuda":
+            assert devices.count("cuda") == 1, "after an out-of-memory error on one slice enhance must leave the GPU"
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
         return real_restore(model, stack, first, last, out_rows_cols, sigma, denoise, device)
 
-    monkeypatch.setattr(inference, "_restore_batch", restore_failing_once)
+    monkeypatch.setattr(inference, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(inference, "_model", lambda info, device: real_model(info, torch.device("cpu")))
+    monkeypatch.setattr(inference, "_volume_noise_sigma", lambda stack, rows_cols, device: 0.0)
+    monkeypatch.setattr(inference, "_restore_batch", restore_without_gpu_memory)
     with pytest.warns(UserWarning, match="continuing on the CPU"):
-        out, _ = _enhance(_oom_volume(), geometry, scale=2, batch_size=1)
-    assert devices == ["cpu"] * 6
+        out, _ = inference.enhance(_oom_volume(), geometry, scale=2, denoise=0.0, batch_size=1, model_id=FAST_MODEL)
+    assert devices == ["cuda"] + ["cpu"] * 5
     np.testing.assert_array_equal(out, reference)
 
 

@@ -91,7 +91,15 @@ def test_models_dir_argument_and_environment_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("MRSUPERRES_MODELS_DIR", str(tmp_path))
     info = model_catalog.get_model(None, "cpu")
     assert info.id == "copied-model" and info.file.parent == tmp_path
-    assert set(model_catalog.load_weights(info)) == set(model_catalog.load_weights(model_catalog.get_model(FAST_MODEL, directory=model_catalog.DEFAULT_MODELS_DIR)))
+    assert model_catalog.list_models(model_catalog.DEFAULT_MODELS_DIR)[0].id != "copied-model"  # argument beats variable
+
+
+def test_without_a_default_for_the_device_the_first_model_is_used(tmp_path):
+    _catalogue_copy(tmp_path, id="first", default_for=[])
+    catalogue = json.loads((tmp_path / "Models.json").read_text())
+    catalogue["models"].append(dict(catalogue["models"][0], id="second"))
+    (tmp_path / "Models.json").write_text(json.dumps(catalogue))
+    assert model_catalog.get_model(None, "cpu", tmp_path).id == "first"
 
 
 def test_corrupted_weights_are_refused_before_loading(tmp_path, monkeypatch):

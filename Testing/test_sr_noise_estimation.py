@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from MRSuperResLib.degradation import fourier_resample
-from MRSuperResLib.noise_estimation import estimate_noise_sigma, estimate_noise_sigma_wavelet, local_std
+from MRSuperResLib.noise_estimation import (
+    estimate_noise_sigma,
+    estimate_noise_sigma_blind,
+    estimate_noise_sigma_wavelet,
+    local_std,
+)
 
 
 def _flat_square_with_noise(sigma, size=96, margin=6, level=100.0, batch=4, seed=0):
@@ -81,6 +86,8 @@ def test_wavelet_estimate_is_not_inflated_by_a_linear_ramp():
     noisy = ramp + 5.0 * torch.randn(ramp.shape, generator=torch.Generator().manual_seed(5))
     assert (estimate_noise_sigma_wavelet(noisy) / 5.0).tolist() == pytest.approx([1.0] * 4, rel=0.06)
     assert (estimate_noise_sigma(noisy) / 5.0).min().item() > 1.3  # the local-SD estimate reads the ramp as noise
+    # The network's condition takes the smaller of the two: the ramp does not inflate it either.
+    assert torch.equal(estimate_noise_sigma_blind(noisy, noisy), estimate_noise_sigma_wavelet(noisy))
 
 
 def test_wavelet_estimate_of_zero_filled_noise_matches_the_band_limited_theory():

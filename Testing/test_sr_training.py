@@ -87,28 +87,34 @@ def test_training_pairs_are_reproducible_for_a_seed():
     assert first["scale"] == second["scale"]
 
 
-def test_training_pairs_of_empty_scenes_keep_only_a_fraction_of_the_input_noise():
-    """Without an object the truth is 0, so the target is (1 - strength) x the noisy centre slice."""
+def test_training_pairs_of_empty_scenes_keep_the_noise_fraction_the_strength_leaves():
+    """Without an object the truth is 0, so the target is (1 - strength) x the noisy centre slice, and the
+    condition is strength x the blind noise estimate of that slice."""
     clean = torch.zeros((2, 3, 32, 32))
-    pairs = make_training_pairs(clean, torch.Generator().manual_seed(5), crop=24, scale=2)
+    pairs = make_training_pairs(clean, torch.Generator().manual_seed(5), crop=32, scale=1)
     assert torch.isfinite(pairs["inputs"]).all() and pairs["inputs"].abs().max() > 0  # noise is present
-    assert torch.isfinite(pairs["condition"]).all() and (pairs["condition"] >= 0).all()
     centre, target = pairs["inputs"][:, 1], pairs["target"][:, 0]
     kept = (centre * target).flatten(1).sum(1) / (centre * centre).flatten(1).sum(1)
-    assert ((kept >= 0) & (kept <= 1 + 1e-6)).all()
     assert torch.allclose(target, kept.view(-1, 1, 1) * centre, atol=1e-6)
+    strength = pairs["condition"] / estimate_noise_sigma_blind(centre, centre)  # scale 1, no crop: same grid
+    assert torch.allclose(kept, 1 - strength, atol=1e-5)
 
 
-def test_training_pairs_condition_on_the_inference_noise_estimate():
-    """The condition is strength x the blind estimate inference uses (strength 1 for most samples, else below)."""
-    clean = _clean_batch(batch=8, context=1, size=64)
-    pairs = make_training_pairs(clean, torch.Generator().manual_seed(2), crop=64, scale=1)
-    noisy = pairs["inputs"][:, 0]  # at scale 1 and crop = size the input grid is the network input
-    expected = estimate_noise_sigma_blind(noisy, noisy)
-    noisy_samples = expected > 0  # noise-free samples have nothing to estimate
-    strength = pairs["condition"][noisy_samples] / expected[noisy_samples]
-    assert ((strength >= 0) & (strength <= 1 + 1e-5)).all()
-    assert (strength - 1).abs().lt(1e-5).sum() >= 3
+def test_training_target_is_the_clean_truth_in_the_inputs_units(monkeypatch):
+    """Noise-free pairs: at scale 1 without blind blur the input is the truth itself, so the target must equal
+    the input; at scale 2 the target is the clean truth (not its blurred zero-fill) in the same units."""
+    from MRSuperResLib import training_pairs
+
+    monkeypatch.setattr(training_pairs, "sigma_for_snr", lambda images, snr: torch.zeros(images.shape[0]))
+    no_blur = dict.fromkeys(training_pairs.BLIND_BLUR, 0.0)
+    pairs = make_training_pairs(_clean_batch(), torch.Generator().manual_seed(1), crop=48, scale=1, blind_blur=no_blur)
+    torch.testing.assert_close(pairs["target"], pairs["inputs"][:, 1:2], atol=1e-4, rtol=0)
+    pairs = make_training_pairs(_clean_batch(), torch.Generator().manual_seed(1), crop=48, scale=2, blind_blur=no_blur)
+    truth = _clean_batch()[:, 1:2, 8:56, 8:56]
+    foreground = truth > 0.1
+    for target, expected, inside in zip(pairs["target"], truth, foreground):
+        ratio = target[inside] / expected[inside]  # 1 / the input's 99th-percentile level
+        assert ratio.std() < 1e-4 * ratio.mean()
 
 
 @pytest.mark.parametrize("probability", [0.0, 1.0])

@@ -73,6 +73,7 @@ def get_model(model_id=None, device="cuda", directory=None) -> ModelInfo:
 
 
 def sha256_of(path) -> str:
+    """SHA-256 of a file, read in blocks (weights and downloaded data files)."""
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -81,18 +82,21 @@ def sha256_of(path) -> str:
 
 
 def load_weights(info: ModelInfo) -> dict:
-    """State dict of a catalogue model after verifying its checksum."""
+    """State dict of a catalogue model after verifying its checksum: the bytes checked are the bytes loaded."""
+    import io
+
     import torch
 
     if not info.file.is_file():
         raise ValueError(f"weights file of model {info.id} not found: {info.file}")
-    actual = sha256_of(info.file)
+    data = info.file.read_bytes()  # one read: the file cannot change between the check and the load
+    actual = hashlib.sha256(data).hexdigest()
     if actual != info.sha256:
         raise ValueError(
             f"checksum mismatch for {info.file} (model {info.id}): expected SHA-256 {info.sha256}, got {actual}; "
             "the file is corrupt or was replaced — reinstall the extension or restore the file"
         )
-    return torch.load(info.file, map_location="cpu", weights_only=True)
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
 def build_model(info: ModelInfo):
