@@ -35,6 +35,8 @@ for _folder in reversed(MODULE_DIRS):  # run from a checkout without pip install
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
 
+from MRQualityMetricsLib.atomic_files import write_text_atomic  # noqa: E402
+
 RESULT_PREFIX = "BENCHMARK_RESULT "
 BASELINES = ("zero_fill", "bspline", "bicubic", "nlm")
 BASELINE_NEEDS = {"bspline": ("scipy.ndimage", "scipy"), "nlm": ("skimage.restoration", "scikit-image")}
@@ -274,11 +276,9 @@ def run_single(args) -> dict:
         result["network_seconds"] = statistics.median(network[warmup:])
     if batches:
         result["batch_size"] = batches[0]
-        result["smallest_batch"] = min(batches[:-1] or batches)  # the last batch may be a remainder
     if torch_cuda:
         result["peak_gpu_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
         result["peak_gpu_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
-    result["peak_ram_mb_self"] = _maxrss_mb(resource.getrusage(resource.RUSAGE_SELF))
     return result
 
 
@@ -365,8 +365,6 @@ def make_row(case_name, method, kind, device, result, args) -> dict:
         if "network_seconds" in result:
             notes.append(f"network {result['network_seconds']:.2f} s")
         notes.append(f"batch {result.get('batch_size')}")
-        if result.get("smallest_batch", result.get("batch_size")) != result.get("batch_size"):
-            notes.append(f"batch fell to {result['smallest_batch']} (out of memory)")
         if "peak_gpu_reserved_mb" in result:
             notes.append(f"GPU reserved {result['peak_gpu_reserved_mb']:.0f} MB")
         excluded = [f"weights load {result['model_load_seconds']:.2f} s"]
@@ -385,7 +383,7 @@ def make_row(case_name, method, kind, device, result, args) -> dict:
 
 
 def _format(value, digits):
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and value != "" else "—"
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "—"
 
 
 def markdown_table(rows) -> str:
@@ -471,13 +469,6 @@ def machine_lines(args, rows_results) -> list:
     return lines
 
 
-def write_atomic(path: Path, text: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as stream:
-        stream.write(text)
-    os.replace(stream.name, path)
-
-
 def write_reports(rows, results, args, default_model):
     cases = sorted({row["case"] for row in rows}, key=list(CASES).index)
     inputs = [f"- {name}: {_shape_text(CASES[name].shape_kji)} voxels (i x j x k) of "
@@ -499,12 +490,13 @@ def write_reports(rows, results, args, default_model):
         "and the input included); peak GPU: torch.cuda.max_memory_allocated over all calls of the row.", "",
     ])
     output = Path(args.output)
-    write_atomic(output, text)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(output, text)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    write_atomic(output.with_suffix(".csv"), buffer.getvalue())
+    write_text_atomic(output.with_suffix(".csv"), buffer.getvalue())
     return text
 
 

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "MRSuperRes"))
+sys.path[:0] = [str(ROOT / "MRSuperRes"), str(ROOT / "MRQualityMetrics")]
 
-from MRSuperResLib.model_catalog import CATALOG_NAME, DEFAULT_MODELS_DIR, sha256_of  # noqa: E402
+from MRQualityMetricsLib.atomic_files import write_text_atomic  # noqa: E402
+from MRSuperResLib.model_catalog import CATALOG_NAME, models_dir, sha256_of  # noqa: E402
 
 TRAINING_DATA = (
     "Synthetic images generated from deepmriprep 0.3.0 Template_05mm_bet (MIT) and nilearn 0.14.1 "
@@ -25,37 +26,32 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("training_dir", type=Path)
     parser.add_argument("model_id")
-    parser.add_argument("--default-for", nargs="*", default=[])
-    parser.add_argument("--description", default="")
+    parser.add_argument("--default-for", nargs="*", default=[], choices=("cuda", "cpu"))
+    parser.add_argument("--description", default=None, help="default: keep the entry's description")
     args = parser.parse_args()
+    folder = models_dir()
     card = json.loads((args.training_dir / f"{args.model_id}.json").read_text())
-    weights = DEFAULT_MODELS_DIR / f"{args.model_id}.pt"
+    weights = folder / f"{args.model_id}.pt"
     if (args.training_dir / weights.name).resolve() != weights.resolve():
         shutil.copyfile(args.training_dir / weights.name, weights)
-    catalog_path = DEFAULT_MODELS_DIR / CATALOG_NAME
+    catalog_path = folder / CATALOG_NAME
     catalog = json.loads(catalog_path.read_text()) if catalog_path.exists() else {"models": []}
-    entry = {
-        "id": args.model_id,
-        "file": weights.name,
-        "sha256": sha256_of(weights),
-        "architecture": card["config"]["architecture"],
-        "context_slices": card["config"]["context_slices"],
-        "scales": [1, 2, 3],
-        "description": args.description,
-        "contrasts": ["T1", "T1 post-contrast", "T2", "FLAIR", "PD"],
-        "parameters": card["training"]["parameters"],
-        "default_for": args.default_for,
-        "training_data": TRAINING_DATA,
-        "training": card["training"],
-        "licence": "Apache-2.0",
-    }
-    catalog["models"] = [m for m in catalog["models"] if m["id"] != args.model_id] + [entry]
+    # Refresh an existing entry in place: hand-written fields (timing, recipe, description) stay.
+    entry = next((m for m in catalog["models"] if m["id"] == args.model_id), None)
+    if entry is None:
+        entry = {"id": args.model_id, "scales": [1, 2, 3], "description": "",
+                 "contrasts": ["T1", "T1 post-contrast", "T2", "FLAIR", "PD"], "training_data": TRAINING_DATA,
+                 "licence": "Apache-2.0"}
+        catalog["models"].append(entry)
+    entry.update(file=weights.name, sha256=sha256_of(weights), architecture=card["config"]["architecture"],
+                 context_slices=card["config"]["context_slices"], parameters=card["training"]["parameters"],
+                 default_for=args.default_for, training={**entry.get("training", {}), **card["training"]})
+    if args.description is not None:
+        entry["description"] = args.description
     for other in catalog["models"]:  # a device has one default
-        if other["id"] != args.model_id:
+        if other is not entry:
             other["default_for"] = [d for d in other.get("default_for", []) if d not in args.default_for]
-    temporary = catalog_path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(catalog, indent=2) + "\n")
-    temporary.replace(catalog_path)
+    write_text_atomic(catalog_path, json.dumps(catalog, indent=2) + "\n")
     print(f"{args.model_id}: {entry['sha256']} ({weights.stat().st_size / 1e6:.1f} MB)")
 
 

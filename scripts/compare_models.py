@@ -1,0 +1,74 @@
+"""Compare several catalogue models with the classical pipelines on the held-out volumes (PSNR in the head mask).
+
+The same truths, crops, seeds and metrics as `mrsuperres evaluate` (evaluate.prepare_truth over scales 1, 2, 3,
+evaluate._seed, fidelity.psnr), without the figures and sharpness phantoms, so many models fit one run. Writes a
+Markdown table (docs/evaluation/model-comparison.md holds one such run). Models outside the shipped catalogue:
+point MRSUPERRES_MODELS_DIR at a folder with their weights and a Models.json.
+
+    python scripts/compare_models.py --models mrsr-unet32-2d-v3 mrsr-unet16-2p5d-v4 --output comparison.md
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "MRSuperRes"), str(ROOT / "MRQualityMetrics")]
+
+from MRSuperResLib import baselines, evaluate, fidelity, inference, simulate  # noqa: E402
+
+SCALES = (1, 2, 3)  # the crop evaluate uses for `--scale 1 2 3`
+
+
+def compare(volumes, scales, snrs, models, max_slices, log=print):
+    rows = []
+    for source in volumes:
+        volume = evaluate.load_truth(source)
+        label = evaluate._volume_label(volume, source)
+        truth, geometry, voxel_axis = evaluate.prepare_truth(volume, SCALES, max_slices)
+        axis_name = simulate.AXIS_NAMES[voxel_axis]
+        mask, data_range = fidelity.head_mask(truth), float(truth.max())
+        for scale in scales:
+            for snr in snrs:
+                degraded = simulate.simulate_array(truth, geometry, scale=scale, snr=snr, slice_axis=axis_name,
+                                                   seed=evaluate._seed(label, scale, snr, 0))
+                row = {"volume": label, "scale": scale, "snr": snr}
+                for method in ("zero_fill", "nlm"):
+                    out, _ = baselines.run_method(method, degraded.array, degraded.ijk_to_ras, scale, axis_name)
+                    row[method] = fidelity.psnr(out, truth, mask, data_range)
+                for model_id in models:
+                    out, _ = inference.enhance(degraded.array, degraded.ijk_to_ras, scale=scale, slice_axis=axis_name,
+                                               model_id=model_id, device="cpu")
+                    row[model_id] = fidelity.psnr(out, truth, mask, data_range)
+                log(" ".join(f"{value:.2f}" if isinstance(value, float) else str(value) for value in row.values()))
+                rows.append(row)
+    return rows
+
+
+def markdown(rows, models):
+    header = ["volume", "scale", "SNR", "zero-fill / noisy", "NLM", *models]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for row in rows:
+        values = [row["volume"], str(row["scale"]), f"{row['snr']:g}", f"{row['zero_fill']:.2f}", f"{row['nlm']:.2f}",
+                  *(f"{row[m]:.2f}" for m in models)]
+        lines.append("| " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--volumes", nargs="+", default=None, help="default: evaluate's held-out set")
+    parser.add_argument("--scale", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--snr", nargs="+", type=float, default=[10.0, 40.0])
+    parser.add_argument("--max-slices", type=int, default=8)
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args()
+    rows = compare(args.volumes or evaluate.default_volumes(), args.scale, args.snr, args.models, args.max_slices)
+    from MRQualityMetricsLib.atomic_files import write_text_atomic
+
+    write_text_atomic(args.output, markdown(rows, args.models))
+
+
+if __name__ == "__main__":
+    main()
