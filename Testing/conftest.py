@@ -37,6 +37,8 @@ import types
 import numpy as np
 import pytest
 
+from MRQualityMetricsLib.mrml_nodes import vtkMatrixFromArray
+
 # Module name -> class name in the ``slicer`` package (slicer-core); skipped when a build lacks one.
 MODULE_LOGIC_CLASSES = {
     "Markups": "vtkSlicerMarkupsLogic",
@@ -49,19 +51,6 @@ MODULE_LOGIC_CLASSES = {
     "Sequences": "vtkSlicerSequencesLogic",
     "Units": "vtkSlicerUnitsLogic",
 }
-
-
-def vtkMatrixFromArray(matrix):
-    import vtk
-
-    matrix = np.asarray(matrix, dtype=float)
-    if matrix.shape != (4, 4):
-        raise ValueError(f"expected a 4x4 matrix, got shape {matrix.shape}")
-    vtkMatrix = vtk.vtkMatrix4x4()
-    for row in range(4):
-        for column in range(4):
-            vtkMatrix.SetElement(row, column, matrix[row, column])
-    return vtkMatrix
 
 
 def addVolumeFromArrayAndGeometry(scene, array, ijkToRas, name, nodeClassName="vtkMRMLScalarVolumeNode"):

@@ -1,4 +1,4 @@
-"""Copies of slices of the bundled GE PD DICOM series, for tests that need a small or edited series."""
+"""The bundled GE PD DICOM series for tests: edited copies of some slices, and checksums of test folders."""
 
 from pathlib import Path
 
@@ -6,21 +6,23 @@ SAMPLE = Path(__file__).resolve().parents[1] / "MRSuperRes/Resources/SampleData/
 
 
 def copy_sample_slices(folder, indices, edit=None):
-    """Write copies of the sample slices `indices` into `folder` (created), optionally edited by edit(dataset).
-
-    The empty (0000,0000) element of the sample files is dropped (pydicom cannot write it); pixels and
-    geometry are unchanged.
-    """
+    """Write copies of the sample slices `indices` into `folder` (created); edit(dataset, position) may change tags
+    first (position: 0, 1, ... in the order of `indices`)."""
     import pydicom
 
     folder = Path(folder)
     folder.mkdir()
     files = sorted(SAMPLE.glob("*.dcm"))
-    for index in indices:
+    for position, index in enumerate(indices):
         dataset = pydicom.dcmread(files[index])
-        for tag in [t for t in dataset.keys() if t.group == 0]:
-            del dataset[tag]
         if edit is not None:
-            edit(dataset)
+            edit(dataset, position)
         dataset.save_as(folder / files[index].name)
     return folder
+
+
+def tree_checksums(folder):
+    """SHA-256 of every file below `folder`, by relative path: proves a test left its inputs untouched."""
+    from MRSuperResLib.model_catalog import sha256_of
+
+    return {str(p.relative_to(folder)): sha256_of(p) for p in sorted(Path(folder).rglob("*")) if p.is_file()}

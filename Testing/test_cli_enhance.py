@@ -1,18 +1,16 @@
 """`mrsuperres enhance` with the shipped model on small crops of the bundled GE PD sample (CPU): output geometry,
 DICOM and NIfTI outputs that agree, warnings, intensity handling, corrupt weights and cancel (Ctrl+C)."""
 
-import hashlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
-from sample_series import copy_sample_slices
+from sample_series import copy_sample_slices, tree_checksums
 
 from MRQualityMetricsLib.volume import Volume
 from MRQualityMetricsLib.volume_io import read_volume, write_volume
@@ -21,20 +19,11 @@ from MRSuperResLib import baselines, cli, inference, model_catalog
 CPU_MODEL = model_catalog.get_model(None, "cpu").id  # the fast model the catalogue picks for CPUs
 
 
-def tree_checksums(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
-
-
-def dicom_copy(folder, indices, edit=None):
-    return copy_sample_slices(folder, indices, edit)
-
-
 @pytest.fixture(scope="module")
 def crop(tmp_path_factory):
     """Three middle slices of the sample as DICOM copies and as a NIfTI file, with the Volume read from them."""
     root = tmp_path_factory.mktemp("crop")
-    folder = dicom_copy(root / "dicom", (11, 12, 13))
+    folder = copy_sample_slices(root / "dicom", (11, 12, 13))
     volume = read_volume(folder)
     write_volume(volume, root / "pd.nii.gz")
     return folder, root / "pd.nii.gz", volume
@@ -101,10 +90,10 @@ def test_dicom_series_out_matches_the_nifti_out(crop, tmp_path, capsys):
 
 
 def test_non_mr_dicom_is_enhanced_with_a_warning(tmp_path, capsys):
-    def as_ct(dataset):
+    def as_ct(dataset, position):
         dataset.Modality = "CT"
 
-    folder = dicom_copy(tmp_path / "ct", (12, 13), edit=as_ct)
+    folder = copy_sample_slices(tmp_path / "ct", (12, 13), edit=as_ct)
     code, _, err = run_cli(capsys, folder, "--output", tmp_path / "out.nii.gz", "--device", "cpu", "--scale", "1")
     assert code == 0
     assert "mrsuperres enhance: warning:" in err and "modality 'CT', not MR" in err
@@ -183,7 +172,7 @@ def test_corrupt_weights_fail_with_a_checksum_error_and_no_output(crop, tmp_path
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
 def test_ctrl_c_mid_run_exits_130_and_leaves_no_output(tmp_path):
-    folder = dicom_copy(tmp_path / "dicom", range(4, 16))
+    folder = copy_sample_slices(tmp_path / "dicom", range(4, 16))
     output = tmp_path / "out" / "enhanced.nii.gz"
     output.parent.mkdir()
     process = subprocess.Popen(

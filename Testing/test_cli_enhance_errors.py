@@ -1,23 +1,14 @@
 """`mrsuperres enhance`: every bad input or path ends with exit code 1 and a one-line reason, before the model
 is loaded, leaving the input untouched and no output behind. (The runs with the model: test_cli_enhance.py.)"""
 
-import hashlib
 import shutil
-from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
 import SimpleITK as sitk
+from sample_series import SAMPLE, copy_sample_slices, tree_checksums
 
 from MRSuperResLib import cli, cli_enhance
-
-SAMPLE = Path(__file__).resolve().parents[1] / "MRSuperRes/Resources/SampleData/GEBrainPD"
-
-
-def tree_checksums(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
 
 def run_cli(capsys, *argv):
@@ -43,19 +34,7 @@ def write_image(path, array, spacing=(0.9, 0.9, 4.0)):
 
 
 def dicom_copy(tmp_path, indices=(9, 10, 11), edit=None, name="dicom"):
-    """Copies of some sample slices; edit(dataset, position) may change tags. The empty (0000,0000) command
-    element of the original files is dropped (pydicom refuses to write it; pixel data and geometry unchanged)."""
-    folder = tmp_path / name
-    folder.mkdir()
-    files = sorted(SAMPLE.glob("*.dcm"))
-    for position, index in enumerate(indices):
-        dataset = pydicom.dcmread(files[index])
-        for tag in [t for t in dataset.keys() if t.group == 0]:
-            del dataset[tag]
-        if edit is not None:
-            edit(dataset, position)
-        dataset.save_as(folder / files[index].name)
-    return folder
+    return copy_sample_slices(tmp_path / name, indices, edit)
 
 
 @pytest.fixture

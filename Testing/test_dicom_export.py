@@ -1,35 +1,20 @@
 """Derived DICOM series writer: tags of a proper derived series, and geometry/values that SimpleITK and pydicom
 read back exactly as the NIfTI output of the same volume. Uses the bundled GE PD series as the source."""
 
-import hashlib
-from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from sample_series import SAMPLE, tree_checksums
 
 from MRQualityMetricsLib.volume import Volume
 from MRQualityMetricsLib.volume_io import read_volume, write_volume
 from MRSuperResLib import dicom_export
 
-SAMPLE = Path(__file__).resolve().parents[1] / "MRSuperRes/Resources/SampleData/GEBrainPD"
-
-
-def folder_checksums(folder):
-    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(Path(folder).iterdir())}
-
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    """The sample volume, read from copies without the empty (0000,0000) element of the original files, which
-    makes GDCM take seconds per file (pixels and geometry are unchanged)."""
-    folder = tmp_path_factory.mktemp("sample")
-    for path in sorted(SAMPLE.glob("*.dcm")):
-        dataset = pydicom.dcmread(path)
-        for tag in [t for t in dataset.keys() if t.group == 0]:
-            del dataset[tag]
-        dataset.save_as(folder / path.name)
-    return read_volume(folder)
+def sample():
+    return read_volume(SAMPLE)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +44,7 @@ def assert_same_physical_volume(a, b, atol):
 
 
 def test_derived_series_reads_back_like_the_nifti_output(sample, sample_headers, tmp_path):
-    before = folder_checksums(SAMPLE)
+    before = tree_checksums(SAMPLE)
     enhanced = upsampled(sample, gain=1.37)
     write_volume(enhanced, tmp_path / "enhanced.nii.gz")
     files = dicom_export.write_derived_series(enhanced, sample_headers, tmp_path / "series",
@@ -84,7 +69,7 @@ def test_derived_series_reads_back_like_the_nifti_output(sample, sample_headers,
     ijk_to_lps[:3, 2] = (last - first) / (len(headers) - 1)
     ijk_to_lps[:3, 3] = first
     np.testing.assert_allclose(np.diag([-1.0, -1.0, 1.0, 1.0]) @ ijk_to_lps, nifti.ijk_to_ras, atol=1e-4)
-    assert folder_checksums(SAMPLE) == before  # the source series is never modified
+    assert tree_checksums(SAMPLE) == before  # the source series is never modified
 
 
 def test_derived_series_tags(sample, sample_headers, tmp_path):

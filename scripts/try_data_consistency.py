@@ -2,7 +2,8 @@
 
 In the acquired k-space band the output becomes net + w (input - net), w = |net|^2 / (|net|^2 + noise variance per
 coefficient), so frequencies where the data are reliable come back from the input (lesion contrast) and
-noise-dominated ones stay denoised. Prints the 3 mm lesion contrast and PSNR with and without it.
+noise-dominated ones stay denoised. Prints the 3 mm lesion contrast and PSNR with and without it, on the phantoms, truths, crops and seeds of
+`mrsuperres evaluate`, so the network columns match docs/evaluation/.
 
     python scripts/try_data_consistency.py data/templates/tpl-MNI152NLin6Asym_res-01_T1w.nii.gz \
         MRSuperRes/Resources/SampleData/GEBrainPD
@@ -35,37 +36,48 @@ def wiener_data_consistency(low, restored, sigma):
     return ifft2c(torch.where(band, estimate + weight * (measured - estimate), estimate)).real.numpy()
 
 
-def enhance(degraded, scale):
-    return inference.enhance(degraded.array, degraded.ijk_to_ras, scale=scale, slice_axis="k", model_id=MODEL,
+def enhance(degraded, scale, slice_axis):
+    return inference.enhance(degraded.array, degraded.ijk_to_ras, scale=scale, slice_axis=slice_axis, model_id=MODEL,
                              device="cpu")[0]
 
 
+def _slices_first(array, voxel_axis):
+    return np.moveaxis(array, simulate.array_axis(voxel_axis), 0)
+
+
 def lesion_rows():
-    truth, geometry, centres = phantoms.lesion_phantom((9, 126, 126), (1.0, 1.0, 1.0), level=100.0, contrast=0.5,
-                                                       diameter_mm=3.0, per_side=3)
-    centres_kji = [(c[2], c[1], c[0]) for c in centres]
-    contrast = lambda array: evaluate._lesion_contrast(array, centres_kji, (1, 1, 1))  # noqa: E731
+    """The lesion phantom, seeds and sizes of evaluate.hallucination_checks (check c), at SNR 40 and noise-free."""
     for scale in (1, 2):
-        for snr in (None, 10.0, 40.0):
-            degraded = simulate.simulate_array(truth, geometry, scale=scale, snr=snr, slice_axis="k", seed=1)
-            out = enhance(degraded, scale)
+        size = 128 - 128 % (6 if scale > 1 else 1)
+        truth, geometry, centres = phantoms.lesion_phantom((9, size, size), (1.0, 1.0, 1.0), level=100.0, contrast=0.5,
+                                                           diameter_mm=3.0, per_side=3)
+        centres_kji = [(c[2], c[1], c[0]) for c in centres]
+        contrast = lambda array, c=centres_kji: evaluate._lesion_contrast(array, c, (1, 1, 1))  # noqa: E731
+        for snr in (None, 40.0):
+            degraded = simulate.simulate_array(truth, geometry, scale=scale, snr=snr, slice_axis="k",
+                                               seed=evaluate._seed("lesion", scale, snr if snr else 40.0, 0))
+            out = enhance(degraded, scale, "k")
             corrected = wiener_data_consistency(degraded.array, out, degraded.sigma or 0.0)
             print(f"lesion x{scale} SNR {snr}: truth {contrast(truth):.2f} network {contrast(out):.2f} "
                   f"with data consistency {contrast(corrected):.2f}")
 
 
 def volume_rows(path):
+    """The truths, crops and seeds of `mrsuperres evaluate --max-slices 8 --scale 1 2 3`."""
     volume = evaluate.load_truth(path)
+    label = evaluate._volume_label(volume, path)
+    truth, geometry, voxel_axis = evaluate.prepare_truth(volume, (1, 2, 3), 8)
+    axis_name = simulate.AXIS_NAMES[voxel_axis]
+    mask, data_range = fidelity.head_mask(truth), float(truth.max())
     for scale in (1, 2):
-        truth, _, voxel_axis = evaluate.prepare_truth(volume, [scale], 8)
-        truth = np.ascontiguousarray(np.moveaxis(truth, simulate.array_axis(voxel_axis), 0))  # slices first
-        mask, data_range = fidelity.head_mask(truth), float(truth.max())
         for snr in (10.0, 40.0):
-            degraded = simulate.simulate_array(truth, np.eye(4), scale=scale, snr=snr, slice_axis="k", seed=3)
-            out = enhance(degraded, scale)
-            sigma = inference._volume_noise_sigma(degraded.array, out.shape[-2:], torch.device("cpu"))
-            corrected = wiener_data_consistency(degraded.array, out, sigma)
-            print(f"{Path(path).name} x{scale} SNR {snr:g}: PSNR network {fidelity.psnr(out, truth, mask, data_range):.2f}"
+            degraded = simulate.simulate_array(truth, geometry, scale=scale, snr=snr, slice_axis=axis_name,
+                                               seed=evaluate._seed(label, scale, snr, 0))
+            out = enhance(degraded, scale, axis_name)
+            low, restored = _slices_first(degraded.array, voxel_axis), _slices_first(out, voxel_axis)
+            sigma = inference._volume_noise_sigma(np.ascontiguousarray(low), restored.shape[-2:], torch.device("cpu"))
+            corrected = np.moveaxis(wiener_data_consistency(low, restored, sigma), 0, simulate.array_axis(voxel_axis))
+            print(f"{label} x{scale} SNR {snr:g}: PSNR network {fidelity.psnr(out, truth, mask, data_range):.2f}"
                   f" with data consistency {fidelity.psnr(corrected, truth, mask, data_range):.2f}")
 
 
