@@ -1,4 +1,4 @@
-"""Tests of MRSuperResLib.evaluate (classical methods only; the model part is exercised once weights ship)."""
+"""Tests of MRSuperResLib.evaluate: classical methods, and the shipped model with and without data consistency."""
 
 import argparse
 import csv
@@ -142,3 +142,12 @@ def test_command_lines_simulate_and_evaluate(tmp_path, capsys):
     rows = list(csv.DictReader(open(tmp_path / "eval" / "evaluation.csv")))
     assert [row["method"] for row in rows] == ["truth", "zero_fill", "bspline"]
     assert all(row["volume"] == "phantom" for row in rows)
+
+
+def test_data_consistency_keeps_the_lesion_contrast_the_network_alone_loses():
+    """Check (c) at scale 1, SNR 40 for the quality model: the Wiener step is what makes it pass."""
+    config = evaluate.EvaluationConfig(volumes=[], model_id="mrsr-unet32-2d-v3", device="cpu")
+    rows = evaluate.hallucination_checks(evaluate.MODEL_METHODS, 1, 40.0, config, log=lambda line: None)
+    lesion = {row["method"]: row for row in rows if row["check"] == "lesion_contrast"}
+    assert lesion[evaluate.MODEL]["passed"] and not lesion[evaluate.NETWORK_ONLY]["passed"]
+    assert all(row["passed"] for row in rows if row["method"] == evaluate.MODEL)

@@ -12,7 +12,7 @@ import torch
 from MRSuperResLib import model_catalog
 from MRSuperResLib.network import RestorationNet, parameter_count
 
-FAST_MODEL = "mrsr-unet16-2p5d-v4"
+FAST_MODEL = "mrsr-unet16-2p5d-v7"
 MAX_WEIGHTS_BYTES = 20 * 1024 * 1024
 
 

@@ -15,7 +15,7 @@ import torch
 from MRSuperResLib import phantoms
 from MRSuperResLib.network import RestorationNet, parameter_count
 from MRSuperResLib.noise_estimation import estimate_noise_sigma_blind
-from MRSuperResLib.train import DEFAULT_CONFIG, _flipped, load_config, train
+from MRSuperResLib.train import DEFAULT_CONFIG, _flipped, load_config, train, training_loss
 from MRSuperResLib.training_data import TEMPLATE_FILES
 from MRSuperResLib.training_pairs import SCALES, make_training_pairs
 
@@ -144,6 +144,15 @@ def test_blind_blur_probabilities_decide_every_kind_of_blur(monkeypatch, probabi
 def test_load_config_rejects_unknown_nested_keys(key):
     with pytest.raises(ValueError, match=f"unknown {key} keys in the training config: \\['motion'\\]"):
         load_config(None, {key: {"motion": 0.5}})
+
+
+def test_training_loss_is_the_configured_error_and_unknown_losses_are_rejected():
+    prediction, target = torch.tensor([0.0, 0.0, 3.0]), torch.tensor([1.0, 0.0, 0.0])
+    assert training_loss(prediction, target, "l1").item() == pytest.approx(4 / 3)
+    assert training_loss(prediction, target, "l2").item() == pytest.approx(10 / 3)
+    assert load_config(None, {"loss": "l2"})["loss"] == "l2"
+    with pytest.raises(ValueError, match="loss must be one of"):
+        load_config(None, {"loss": "huber"})
 
 
 def test_repeated_degradations_see_flipped_and_transposed_batches():

@@ -5,7 +5,7 @@ evaluate._seed, fidelity.psnr), without the figures and sharpness phantoms, so m
 Markdown table (docs/evaluation/model-comparison.md holds one such run). Models outside the shipped catalogue:
 point MRSUPERRES_MODELS_DIR at a folder with their weights and a Models.json.
 
-    python scripts/compare_models.py --models mrsr-unet32-2d-v3 mrsr-unet16-2p5d-v4 --output comparison.md
+    python scripts/compare_models.py --models mrsr-unet32-2d-v3 mrsr-unet16-2p5d-v7 --output comparison.md
 """
 
 import argparse
@@ -20,7 +20,7 @@ from MRSuperResLib import baselines, evaluate, fidelity, inference, simulate  # 
 SCALES = (1, 2, 3)  # the crop evaluate uses for `--scale 1 2 3`
 
 
-def compare(volumes, scales, snrs, models, max_slices, log=print):
+def compare(volumes, scales, snrs, models, max_slices, data_consistency=True, log=print):
     rows = []
     for source in volumes:
         volume = evaluate.load_truth(source)
@@ -38,7 +38,7 @@ def compare(volumes, scales, snrs, models, max_slices, log=print):
                     row[method] = fidelity.psnr(out, truth, mask, data_range)
                 for model_id in models:
                     out, _ = inference.enhance(degraded.array, degraded.ijk_to_ras, scale=scale, slice_axis=axis_name,
-                                               model_id=model_id, device="cpu")
+                                               model_id=model_id, device="cpu", data_consistency=data_consistency)
                     row[model_id] = fidelity.psnr(out, truth, mask, data_range)
                 log(" ".join(f"{value:.2f}" if isinstance(value, float) else str(value) for value in row.values()))
                 rows.append(row)
@@ -63,8 +63,11 @@ def main():
     parser.add_argument("--snr", nargs="+", type=float, default=[10.0, 40.0])
     parser.add_argument("--max-slices", type=int, default=8)
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--no-data-consistency", action="store_true",
+                        help="the networks alone, without inference's Wiener data-consistency step")
     args = parser.parse_args()
-    rows = compare(args.volumes or evaluate.default_volumes(), args.scale, args.snr, args.models, args.max_slices)
+    rows = compare(args.volumes or evaluate.default_volumes(), args.scale, args.snr, args.models, args.max_slices,
+                   data_consistency=not args.no_data_consistency)
     from MRQualityMetricsLib.atomic_files import write_text_atomic
 
     write_text_atomic(args.output, markdown(rows, args.models))

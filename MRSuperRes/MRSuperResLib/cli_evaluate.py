@@ -14,7 +14,7 @@ def add_arguments(parser):
     parser.add_argument("--scale", nargs="+", type=int, default=[2], choices=(1, 2, 3),
                         help="scales to evaluate (default 2; 1 = denoise only)")
     parser.add_argument("--methods", nargs="+", default=None,
-                        help="methods (default: zero_fill bspline bicubic nlm [bm4d] model)")
+                        help="methods (default: zero_fill bspline bicubic nlm [bm4d] network_only model; network_only is the model without its data-consistency step)")
     parser.add_argument("--model", default=None, metavar="ID", help="model id from Models.json (default model)")
     parser.add_argument("--denoise", type=float, default=1.0, help="denoising strength given to the model (default 1)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="model device (default auto)")

@@ -34,6 +34,8 @@ import numpy as np
 from MRSuperResLib import baselines, fidelity, phantoms, simulate
 
 MODEL = "model"
+NETWORK_ONLY = "network_only"  # the model without its data-consistency step: what that step adds, in every run
+MODEL_METHODS = (NETWORK_ONLY, MODEL)
 TRUTH = "truth"
 NOISY_INPUT = "noisy_input"
 INTERPOLATORS = ("zero_fill", "bspline", "bicubic")
@@ -85,12 +87,12 @@ class EvaluationResult:
 
 # ----------------------------------------------------------------------------------------------- methods
 def default_methods() -> tuple:
-    """The available classical methods, plus the model."""
-    return tuple(baselines.available_methods()) + (MODEL,)
+    """The available classical methods, plus the model with and without its data-consistency step."""
+    return tuple(baselines.available_methods()) + MODEL_METHODS
 
 
 def _check_methods(methods):
-    known = set(baselines.METHODS) | {MODEL}
+    known = set(baselines.METHODS) | set(MODEL_METHODS)
     unknown = [name for name in methods if name not in known]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(known)}")
@@ -108,11 +110,11 @@ def methods_for_scale(methods, scale) -> list:
 
 
 def run_method(name, array, ijk_to_ras, scale, slice_axis, config: EvaluationConfig):
-    if name == MODEL:
+    if name in MODEL_METHODS:
         from MRSuperResLib import inference
 
         return inference.enhance(array, ijk_to_ras, scale=scale, denoise=config.denoise, device=config.device,
-                                 slice_axis=slice_axis, model_id=config.model_id)
+                                 slice_axis=slice_axis, model_id=config.model_id, data_consistency=name == MODEL)
     return baselines.run_method(name, array, ijk_to_ras, scale=scale, slice_axis=slice_axis)
 
 

@@ -3,7 +3,8 @@
 Memory stays bounded: slices are zero-filled and restored in batches (with their neighbours for 2.5D
 context) and written into the preallocated output. On CUDA out-of-memory the batch is halved, then the
 run continues on the CPU. Intensities are normalised per slice stack exactly as in training
-(99th percentile), and restored on output.
+(99th percentile), and restored on output. A Wiener data-consistency step then brings the band the input
+measured back from the input wherever the network's output says it holds signal (data_consistency.py).
 """
 
 import threading
@@ -119,7 +120,7 @@ def _volume_noise_sigma(stack, out_rows_cols, device):
     return float(values.median()) if values.numel() else 0.0
 
 
-def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, device):
+def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, device, data_consistency=True):
     """Restore slices first..last-1 of the (S, R, C) stack; returns (n, R', C') float32 numpy."""
     import torch
 
@@ -140,15 +141,22 @@ def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, dev
         restored = model(inputs, condition)
     restored = restored[:, 0, BORDER_MARGIN : BORDER_MARGIN + rows, BORDER_MARGIN : BORDER_MARGIN + cols]
     restored = restored.float() * levels.view(-1, 1, 1)
+    if data_consistency:
+        from .data_consistency import restore_measured_band
+
+        # The noise the Wiener step assumes is the network's condition: strength 0 keeps the measured band as is.
+        restored = restore_measured_band(_to_device(stack[first:last], device), restored, denoise * sigma)
     return restored.cpu().numpy()
 
 
 def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="auto", batch_size=None,
-            model_id=None, progress=None, cancel: threading.Event | None = None, models_dir=None):
+            model_id=None, progress=None, cancel: threading.Event | None = None, models_dir=None,
+            data_consistency=True):
     """Super-resolve (scale 2 or 3) and/or denoise (any scale, 1 = denoise only) a volume.
 
     array [k, j, i] real values; returns (float32 array, IJK-to-RAS) on the output grid, which lies on the
-    input in physical space (see output_geometry).
+    input in physical space (see output_geometry). data_consistency=False returns the network's output alone,
+    without the Wiener step that brings the measured band back from the input (data_consistency.py).
     """
     import torch
 
@@ -174,7 +182,8 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
             raise EnhanceCancelled("enhancement cancelled")
         last = min(total, done + batch_size)
         try:
-            output[done:last] = _restore_batch(model, stack, done, last, out_rows_cols, sigma, denoise, torch_device)
+            output[done:last] = _restore_batch(model, stack, done, last, out_rows_cols, sigma, denoise, torch_device,
+                                               data_consistency)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             if batch_size > 1:

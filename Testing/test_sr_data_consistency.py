@@ -1,0 +1,88 @@
+"""The Wiener data-consistency step after the network (MRSuperResLib.data_consistency), on known signals."""
+
+import numpy as np
+import pytest
+import torch
+
+from MRQualityMetricsLib.volume import make_ijk_to_ras
+from MRSuperResLib import inference, phantoms
+from MRSuperResLib.data_consistency import dct_matrix, restore_measured_band, wiener_filter
+from MRSuperResLib.degradation import fft2c, fourier_resample
+
+
+def _square(size=48, level=100.0):
+    return torch.from_numpy(level * np.outer(phantoms.box_profile(size, 12, size - 12),
+                                             phantoms.box_profile(size, 12, size - 12))).float()
+
+
+def _noisy(truth, sigma, seed=3):
+    return truth + sigma * torch.randn(truth.shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _mse(a, b):
+    return float((a - b).square().mean())
+
+
+def test_dct_matrix_is_orthonormal():
+    for size in (4, 8, 12):
+        matrix = dct_matrix(size)
+        torch.testing.assert_close(matrix @ matrix.T, torch.eye(size), atol=1e-6, rtol=0)
+
+
+def test_wiener_filter_with_a_perfect_pilot_removes_most_noise_and_keeps_edges():
+    truth = _square()[None].repeat(3, 1, 1)
+    noisy = _noisy(truth, 10.0)
+    filtered = wiener_filter(noisy, truth, 10.0)
+    assert _mse(filtered, truth) < 0.15 * _mse(noisy, truth)
+    # The edge keeps its height: the square's mean stays and the background stays dark.
+    assert float(filtered[:, 16:32, 16:32].mean()) == pytest.approx(100.0, abs=1.5)
+    assert abs(float(filtered[:, :8, :8].mean())) < 2.0
+
+
+@pytest.mark.parametrize("pilot_factor, expected", [(0.0, "zero"), (1e6, "measured")])
+def test_wiener_gain_follows_the_pilot(pilot_factor, expected):
+    """A pilot without signal keeps nothing of the measurement; one far above the noise keeps all of it."""
+    measured = _noisy(_square()[None], 10.0)
+    pilot = torch.full_like(measured, 1.0) * pilot_factor + pilot_factor * torch.rand(measured.shape)
+    filtered = wiener_filter(measured, pilot, 10.0)
+    target = torch.zeros_like(measured) if expected == "zero" else measured
+    torch.testing.assert_close(filtered, target, atol=1e-2 * float(measured.abs().max()), rtol=0)
+
+
+def test_wiener_filter_without_noise_returns_the_measurement():
+    measured = _noisy(_square()[None], 10.0)
+    torch.testing.assert_close(wiener_filter(measured, torch.zeros_like(measured), 0.0), measured)
+
+
+def test_constant_images_stay_constant():
+    measured = torch.full((2, 30, 26), 7.0)
+    # The block mean is kept with gain 56^2 / (56^2 + 1): a Wiener filter always shrinks a little.
+    torch.testing.assert_close(wiener_filter(measured, measured, 1.0), measured, atol=0, rtol=5e-4)
+
+
+def test_restore_measured_band_changes_only_the_measured_band():
+    truth = _square(64)[None]
+    measured = fourier_resample(_noisy(truth, 8.0), (32, 32))
+    restored = truth + 3.0 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(4))
+    corrected = restore_measured_band(measured, restored, 8.0)
+    band = torch.zeros(64, 64, dtype=torch.bool)
+    band[16:49, 16:49] = True  # with the mirror of the input's Nyquist row and column (real images)
+    spectrum_in, spectrum_out = fft2c(restored.to(torch.complex64)), fft2c(corrected.to(torch.complex64))
+    torch.testing.assert_close(spectrum_out[:, ~band], spectrum_in[:, ~band], atol=1e-3, rtol=0)
+    assert not torch.allclose(spectrum_out[:, band], spectrum_in[:, band], atol=1e-1)
+    # With no noise the measured band is the measurement itself (but for its Nyquist row and column, which a
+    # real-valued zero-fill splits between the two mirrored frequencies).
+    exact = restore_measured_band(measured, restored, 0.0)
+    back, wanted = (fft2c(image.to(torch.complex64))[:, 1:, 1:] for image in (fourier_resample(exact, (32, 32)), measured))
+    torch.testing.assert_close(back, wanted, atol=1e-3, rtol=0)
+
+
+def test_enhance_at_strength_zero_keeps_the_measured_input_and_the_network_alone_differs():
+    truth = 100 * np.outer(phantoms.box_profile(40, 8, 33), phantoms.box_profile(40, 8, 33))
+    noisy = np.abs(truth + np.random.default_rng(5).normal(0, 5, (3, 40, 40))).astype(np.float32)
+    geometry = make_ijk_to_ras((1, 1, 3))
+    kept, _ = inference.enhance(noisy, geometry, scale=1, denoise=0.0, model_id="mrsr-unet16-2p5d-v7", device="cpu")
+    np.testing.assert_allclose(kept, noisy, atol=1e-3)
+    network, _ = inference.enhance(noisy, geometry, scale=1, denoise=0.0, model_id="mrsr-unet16-2p5d-v7",
+                                   device="cpu", data_consistency=False)
+    assert np.abs(network - noisy).max() > 0.5
