@@ -140,10 +140,30 @@ def test_blind_blur_probabilities_decide_every_kind_of_blur(monkeypatch, probabi
             assert all(coarser) and kwargs["partial_fourier"] < 1.0 and kwargs["apodisation"] > 0.0
 
 
-@pytest.mark.parametrize("key", ["blind_blur", "fine_texture"])
+@pytest.mark.parametrize("key", ["blind_blur", "fine_texture", "lesions"])
 def test_load_config_rejects_unknown_nested_keys(key):
     with pytest.raises(ValueError, match=f"unknown {key} keys in the training config: \\['motion'\\]"):
         load_config(None, {key: {"motion": 0.5}})
+
+
+def test_lesion_settings_decide_the_blobs_drawn_into_the_truth():
+    """One blob, always present, radius 3 mm: against the same draws with the blob absent, the image differs by one
+    ball of that radius (sheets and tubes come from the same random draws in both)."""
+    from types import SimpleNamespace
+
+    from MRSuperResLib.training_data import SliceSynthesizer
+
+    axis = torch.arange(-40.0, 40.0)
+    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1)[None]  # (1, 80, 80, 80, 3) mm
+    images = []
+    for probability in (0.0, 1.0):
+        synthesizer = SliceSynthesizer(SimpleNamespace(device=torch.device("cpu")),
+                                       generator=torch.Generator().manual_seed(3),
+                                       lesions={"count": 1, "probability": probability, "radius_mm": (3.0, 3.0)})
+        images.append(synthesizer._add_blobs_and_tubes(torch.zeros(1, axis.numel() ** 3), points))
+    blob = (images[1] - images[0]).abs()
+    inside = int((blob > 0.5 * blob.max()).sum())  # voxels of 1 mm^3 at half height: the ball of radius 3 mm
+    assert 4 / 3 * np.pi * 3**3 * 0.8 < inside < 4 / 3 * np.pi * 3**3 * 1.25
 
 
 def test_training_loss_is_the_configured_error_and_unknown_losses_are_rejected():

@@ -28,6 +28,7 @@ DEFAULT_CONFIG = {
     # costs more than a step, and one clean scene under different scales and noise is still a new example.
     "degradations_per_batch": 1,
     "fine_texture": None,  # voxel-scale texture of the truth (None: training_data.DEFAULT_FINE_TEXTURE)
+    "lesions": None,  # lesion-like blobs of the truth (None: training_data.DEFAULT_LESIONS)
     "blind_blur": None,  # probabilities of blur the input grid cannot explain (None: training_pairs.BLIND_BLUR)
     # "l1" predicts the posterior median, "l2" its mean: where a small feature is more likely noise than not, the
     # median drops it and the mean keeps it at reduced contrast (PSNR is a squared error).
@@ -58,12 +59,12 @@ def load_config(path=None, overrides=None) -> dict:
     unknown = set(config) - set(DEFAULT_CONFIG)
     if unknown:
         raise ValueError(f"unknown training config keys: {sorted(unknown)}")
-    from .training_data import DEFAULT_FINE_TEXTURE
+    from .training_data import DEFAULT_FINE_TEXTURE, DEFAULT_LESIONS
     from .training_pairs import BLIND_BLUR
 
     if config["loss"] not in LOSSES:
         raise ValueError(f"training loss must be one of {LOSSES}, got {config['loss']!r}")
-    for key, defaults in (("blind_blur", BLIND_BLUR), ("fine_texture", DEFAULT_FINE_TEXTURE)):
+    for key, defaults in (("blind_blur", BLIND_BLUR), ("fine_texture", DEFAULT_FINE_TEXTURE), ("lesions", DEFAULT_LESIONS)):
         unknown = set(config[key] or {}) - set(defaults)
         if unknown:
             raise ValueError(f"unknown {key} keys in the training config: {sorted(unknown)}; known: {sorted(defaults)}")
@@ -85,7 +86,7 @@ def _validation_batches(bank, config, device, count=4):
 
     generator = torch.Generator(device=device).manual_seed(config["seed"] + 1)
     synthesizer = SliceSynthesizer(bank, size=config["synth_size"], context=config["context_slices"], generator=generator,
-                                   sources=config["sources"], fine_texture=config["fine_texture"])
+                                   sources=config["sources"], fine_texture=config["fine_texture"], lesions=config["lesions"])
     batches = []
     for scale in (1, 2, 3, None)[:count]:
         clean, _ = synthesizer.sample(config["batch_size"])
@@ -117,7 +118,7 @@ def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
     bank = TemplateBank(template_dir, device=device)
     generator = torch.Generator(device=device).manual_seed(config["seed"])
     synthesizer = SliceSynthesizer(bank, size=config["synth_size"], context=config["context_slices"], generator=generator,
-                                   sources=config["sources"], fine_texture=config["fine_texture"])
+                                   sources=config["sources"], fine_texture=config["fine_texture"], lesions=config["lesions"])
     validation = _validation_batches(bank, config, device)
 
     model = RestorationNet(config["architecture"], config["context_slices"])

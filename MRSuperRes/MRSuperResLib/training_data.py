@@ -168,15 +168,19 @@ DEFAULT_SOURCES = {
 # with the exponent drawn in the range. Flat (low exponent) texture looks like noise to the network, which then
 # learns to keep noise; a training config may narrow it.
 DEFAULT_FINE_TEXTURE = {"max_amplitude": 0.08, "exponent": (0.5, 3.0)}
+# Lesion-like ellipsoids per sample: `count` candidates, each present with `probability`, radius drawn uniformly in
+# radius_mm. A network that rarely sees small blobs treats a 3 mm lesion as noise and flattens it.
+DEFAULT_LESIONS = {"count": 4, "probability": 0.5, "radius_mm": (1.0, 8.0)}
 
 
 class SliceSynthesizer:
     """Draws batches of clean high-resolution slice stacks (B, context, H, W) in [0, ~1]."""
 
     def __init__(self, bank: TemplateBank, size: int = 192, context: int = 3, generator: torch.Generator | None = None,
-                 sources: dict | None = None, fine_texture: dict | None = None):
+                 sources: dict | None = None, fine_texture: dict | None = None, lesions: dict | None = None):
         self.sources = sources or DEFAULT_SOURCES
         self.fine_texture = {**DEFAULT_FINE_TEXTURE, **(fine_texture or {})}
+        self.lesions = {**DEFAULT_LESIONS, **(lesions or {})}
         self.bank = bank
         self.size = size
         self.context = context
@@ -260,10 +264,10 @@ class SliceSynthesizer:
         batch = image.shape[0]
         flat = points.reshape(batch, -1, 3)
         centre = flat.mean(1, keepdim=True)
-        for _ in range(4):
-            present = (self._rand(batch) < 0.5).float().view(-1, 1)
+        for _ in range(self.lesions["count"]):
+            present = (self._rand(batch) < self.lesions["probability"]).float().view(-1, 1)
             position = centre + (self._rand(batch, 1, 3) * 2 - 1) * 25
-            radius = self._uniform(1.0, 8.0, batch).view(-1, 1)
+            radius = self._uniform(*self.lesions["radius_mm"], batch).view(-1, 1)
             distance = (flat - position).norm(dim=-1) / radius
             edge = self._uniform(0.05, 0.3, batch).view(-1, 1)
             inside = torch.sigmoid((1 - distance) / edge)
