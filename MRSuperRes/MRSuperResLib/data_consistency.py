@@ -35,14 +35,14 @@ def dct_matrix(size: int, device=None) -> torch.Tensor:
 
 
 def _blocks(images: torch.Tensor, block: int, stride: int):
-    """Overlapping block x block tiles of reflect-padded (S, H, W) images: ((S, L, block, block), padded shape)."""
+    """Overlapping block x block tiles of reflect-padded (S, H, W) images, each flattened row by row:
+    ((S, block^2, L), padded shape)."""
     rows, cols = images.shape[-2:]
     pad_rows, pad_cols = (-(rows - block)) % stride, (-(cols - block)) % stride
     half = block // 2
     mode = "reflect" if min(rows, cols) > half + max(pad_rows, pad_cols) else "replicate"
     padded = F.pad(images[:, None], (half, half + pad_cols, half, half + pad_rows), mode=mode)
-    tiles = F.unfold(padded, block, stride=stride)  # (S, block^2, L)
-    return tiles.transpose(1, 2).reshape(images.shape[0], -1, block, block), padded.shape[-2:]
+    return F.unfold(padded, block, stride=stride), padded.shape[-2:]
 
 
 def wiener_filter(measured: torch.Tensor, pilot: torch.Tensor, sigma: float, block: int = BLOCK,
@@ -52,18 +52,17 @@ def wiener_filter(measured: torch.Tensor, pilot: torch.Tensor, sigma: float, blo
         return measured.clone()
     rows, cols = measured.shape[-2:]
     dct = dct_matrix(block, measured.device)
+    # The 2D DCT of a block flattened row by row is one (block^2 x block^2) matrix: one matmul for all blocks.
+    transform = torch.kron(dct, dct)
     tiles, padded_shape = _blocks(measured.float(), block, stride)
     pilot_tiles, _ = _blocks(pilot.float(), block, stride)
-    pilot_power = (dct @ pilot_tiles @ dct.T).square()
+    pilot_power = (transform @ pilot_tiles).square()
     gain = pilot_power / (pilot_power + sigma**2)
-    filtered = dct.T @ (gain * (dct @ tiles @ dct.T)) @ dct
+    filtered = transform.T @ (gain * (transform @ tiles))
     # BM3D's aggregation weights: blocks with fewer kept coefficients (less noise left) count more.
-    weight = 1.0 / (gain.square().sum((-1, -2), keepdim=True) + 1e-3)
-    count = tiles.shape[0]
-    numerator = F.fold((filtered * weight).reshape(count, -1, block * block).transpose(1, 2), padded_shape, block,
-                       stride=stride)
-    denominator = F.fold(weight.expand_as(filtered).reshape(count, -1, block * block).transpose(1, 2),
-                         padded_shape, block, stride=stride)
+    weight = 1.0 / (gain.square().sum(1, keepdim=True) + 1e-3)
+    numerator = F.fold(filtered * weight, padded_shape, block, stride=stride)
+    denominator = F.fold(weight.expand_as(filtered), padded_shape, block, stride=stride)
     half = block // 2
     return (numerator / denominator)[:, 0, half : half + rows, half : half + cols]
 
