@@ -169,7 +169,8 @@ DEFAULT_SOURCES = {
 # learns to keep noise; a training config may narrow it.
 DEFAULT_FINE_TEXTURE = {"max_amplitude": 0.08, "exponent": (0.5, 3.0)}
 # Lesion-like ellipsoids per sample: `count` candidates, each present with `probability`, radius drawn uniformly in
-# radius_mm. A network that rarely sees small blobs treats a 3 mm lesion as noise and flattens it.
+# radius_mm. (Twice as many, down to 0.75 mm, did not change how much a 3 mm lesion is flattened at x2:
+# docs/evaluation/model-comparison.md.)
 DEFAULT_LESIONS = {"count": 4, "probability": 0.5, "radius_mm": (1.0, 8.0)}
 
 
