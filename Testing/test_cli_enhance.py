@@ -71,6 +71,20 @@ def test_model_and_denoise_strength_reach_the_network(crop, tmp_path, capsys):
         assert np.abs(result - other).max() > 0.01 * same.max()
 
 
+def test_network_only_skips_the_data_consistency_step_and_says_so(crop, tmp_path, capsys):
+    folder, _, volume = crop
+    code, _, err = run_cli(capsys, folder, "--output", tmp_path / "series", "--device", "cpu", "--network-only",
+                           "--scale", "1", "--quiet")
+    assert code == 0, err
+    result = read_volume(tmp_path / "series").array
+    header = pydicom.dcmread(sorted((tmp_path / "series").iterdir())[0], stop_before_pixels=True)
+    assert "network only" in header.DerivationDescription
+    network, _ = inference.enhance(volume.array, volume.ijk_to_ras, scale=1, device="cpu", data_consistency=False)
+    full, _ = inference.enhance(volume.array, volume.ijk_to_ras, scale=1, device="cpu")
+    np.testing.assert_allclose(result, network, atol=float(header.RescaleSlope) / 2 + 1e-3 * network.max())
+    assert np.abs(result - full).max() > 0.01 * full.max()
+
+
 def test_dicom_series_out_matches_the_nifti_out(crop, tmp_path, capsys):
     folder, _, volume = crop
     before = tree_checksums(folder)

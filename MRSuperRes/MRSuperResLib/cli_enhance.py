@@ -53,6 +53,8 @@ def add_arguments(parser):
                         help="voxel axis across slices; the other two are enhanced (default auto: largest spacing)")
     parser.add_argument("--batch-size", type=_positive_int, default=None, help="slices per batch (default auto)")
     parser.add_argument("--model", default=None, metavar="ID", help="model id from Models.json (default model)")
+    parser.add_argument("--network-only", action="store_true",
+                        help="skip the data-consistency step that keeps what the input measured (for comparisons)")
     parser.add_argument("--series", "--series-uid", dest="series", default=None, metavar="UID",
                         help="SeriesInstanceUID to read when the DICOM folder holds several series")
     parser.add_argument("--output-format", choices=("auto", "file", "dicom"), default="auto",
@@ -126,13 +128,13 @@ class ProgressBar:
         self.stream.flush()
 
 
-def derivation_text(model_id, scale, denoise, slice_axis):
+def derivation_text(model_id, scale, denoise, slice_axis, data_consistency=True):
     return (f"MRSuperRes model {model_id}: in-plane super-resolution x{scale} (slice axis {slice_axis}), "
-            f"denoise {denoise:g}")
+            f"denoise {denoise:g}" + ("" if data_consistency else ", network only (no data consistency)"))
 
 
 def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", slice_axis="auto", batch_size=None,
-                 model_id=None, series_uid=None, output_format="auto", progress=None):
+                 model_id=None, series_uid=None, output_format="auto", progress=None, data_consistency=True):
     """Read, enhance and write; returns (output Volume, model id, output format). Raises ValueError on bad input."""
     import numpy as np
 
@@ -154,7 +156,7 @@ def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", s
     model = inference.model_for(model_id, device)
     result = inference.enhance_volume(
         volume, scale=scale, denoise=denoise, device=device, slice_axis=slice_axis, batch_size=batch_size,
-        model_id=model.id, progress=progress,
+        model_id=model.id, progress=progress, data_consistency=data_consistency,
     )
     if output_format == "file":
         write_volume(result, output_path)
@@ -164,7 +166,7 @@ def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", s
         sources = dicom_export.headers_for_volume(volume, input_path, series_uid)
         dicom_export.write_derived_series(
             result, sources, output_path, description_suffix=f" enhanced x{scale}",
-            derivation_description=derivation_text(model.id, scale, denoise, slice_axis),
+            derivation_description=derivation_text(model.id, scale, denoise, slice_axis, data_consistency),
         )
     return result, model.id, output_format
 
@@ -182,6 +184,7 @@ def run(args) -> int:
             args.input, args.output, scale=args.scale, denoise=args.denoise, device=args.device,
             slice_axis=args.slice_axis, batch_size=args.batch_size, model_id=args.model, series_uid=args.series,
             output_format=args.output_format, progress=None if args.quiet else ProgressBar(),
+            data_consistency=not args.network_only,
         )
     if not args.quiet:
         size = "x".join(str(n) for n in reversed(result.array.shape))
