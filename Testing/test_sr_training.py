@@ -189,13 +189,28 @@ def test_repeated_degradations_see_flipped_and_transposed_batches():
 
 @pytest.mark.skipif(not all((TEMPLATE_DIR / name).is_file() for name in TEMPLATE_FILES.values()),
                     reason="training templates not in data/templates (run `mrsuperres fetch-data`; CI does not)")
-def test_smoke_training_writes_loadable_weights_card_and_log(tmp_path):
+def test_smoke_training_writes_loadable_weights_card_and_log(tmp_path, monkeypatch):
+    from MRSuperResLib import train as train_module
+    from MRSuperResLib import training_data
+
     config = load_config(overrides={
         "model_id": "smoke-unet16", "architecture": "unet16", "synth_size": 64, "crop": 48, "batch_size": 2,
-        "max_steps": 3, "time_limit_minutes": 1, "log_every": 1, "degradations_per_batch": 2,
+        "max_steps": 3, "time_limit_minutes": 1, "log_every": 1, "degradations_per_batch": 2, "loss": "l2",
+        "lesions": {"count": 1},
     })
+    losses, lesions = [], []  # what the training loop and the slice synthesizers actually got
+    monkeypatch.setattr(train_module, "training_loss",
+                        lambda prediction, target, kind: losses.append(kind) or training_loss(prediction, target, kind))
+
+    class RecordingSynthesizer(training_data.SliceSynthesizer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            lesions.append(self.lesions["count"])
+
+    monkeypatch.setattr(training_data, "SliceSynthesizer", RecordingSynthesizer)
     messages = []
     summary = train(TEMPLATE_DIR, tmp_path, config, log=messages.append)
+    assert losses == ["l2"] * 3 and lesions == [1, 1]  # training and validation synthesizers
     assert summary.steps == 3 and summary.model_id == "smoke-unet16"
     assert np.isfinite(summary.final_loss) and np.isfinite(summary.validation_l1_model)
 

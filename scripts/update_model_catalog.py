@@ -26,7 +26,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("training_dir", type=Path)
     parser.add_argument("model_id")
-    parser.add_argument("--default-for", nargs="*", default=[], choices=("cuda", "cpu"))
+    parser.add_argument("--default-for", nargs="*", default=None, choices=("cuda", "cpu"),
+                        help="devices this model is the default for (default: keep the entry's, none for a new one)")
     parser.add_argument("--description", default=None, help="default: keep the entry's description")
     args = parser.parse_args()
     folder = models_dir()
@@ -45,12 +46,15 @@ def main():
         catalog["models"].append(entry)
     entry.update(file=weights.name, sha256=sha256_of(weights), architecture=card["config"]["architecture"],
                  context_slices=card["config"]["context_slices"], parameters=card["training"]["parameters"],
-                 default_for=args.default_for, training={**entry.get("training", {}), **card["training"]})
+                 training={**entry.get("training", {}), **card["training"]})
+    if args.default_for is not None:
+        entry["default_for"] = args.default_for
+    entry.setdefault("default_for", [])
     if args.description is not None:
         entry["description"] = args.description
     for other in catalog["models"]:  # a device has one default
         if other is not entry:
-            other["default_for"] = [d for d in other.get("default_for", []) if d not in args.default_for]
+            other["default_for"] = [d for d in other.get("default_for", []) if d not in entry["default_for"]]
     write_text_atomic(catalog_path, json.dumps(catalog, indent=2) + "\n")
     print(f"{args.model_id}: {entry['sha256']} ({weights.stat().st_size / 1e6:.1f} MB)")
 

@@ -127,7 +127,8 @@ def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, dev
     context = model.context_slices
     half = context // 2
     indices = np.clip(np.arange(first - half, last + half), 0, stack.shape[0] - 1)
-    zipped = _zip(_to_device(stack[indices], device), out_rows_cols)
+    measured = _to_device(stack[indices], device)  # slices first..last-1 are measured[half : half + last - first]
+    zipped = _zip(measured, out_rows_cols)
     windows = zipped.unfold(0, context, 1).permute(0, 3, 1, 2)  # (n, context, R', C')
     flat = windows.reshape(windows.shape[0], -1)
     # 99th percentile of |x|: robust to outliers, and positive for images with negative values too.
@@ -145,7 +146,7 @@ def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, dev
         from .data_consistency import restore_measured_band
 
         # The noise the Wiener step assumes is the network's condition: strength 0 keeps the measured band as is.
-        restored = restore_measured_band(_to_device(stack[first:last], device), restored, denoise * sigma)
+        restored = restore_measured_band(measured[half : half + last - first], restored, denoise * sigma)
     return restored.cpu().numpy()
 
 

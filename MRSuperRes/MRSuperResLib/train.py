@@ -77,16 +77,22 @@ def training_loss(prediction, target, kind="l1"):
     return error.square().mean() if kind == "l2" else error.abs().mean()
 
 
+def _synthesizer(bank, config, generator):
+    """The clean-slice source of a config (training and validation draw from the same settings)."""
+    from .training_data import SliceSynthesizer
+
+    return SliceSynthesizer(bank, size=config["synth_size"], context=config["context_slices"], generator=generator,
+                            sources=config["sources"], fine_texture=config["fine_texture"], lesions=config["lesions"])
+
+
 def _validation_batches(bank, config, device, count=4):
     """A fixed validation set (own seed), one batch per scale plus a mixed one."""
     import torch
 
-    from .training_data import SliceSynthesizer
     from .training_pairs import make_training_pairs
 
     generator = torch.Generator(device=device).manual_seed(config["seed"] + 1)
-    synthesizer = SliceSynthesizer(bank, size=config["synth_size"], context=config["context_slices"], generator=generator,
-                                   sources=config["sources"], fine_texture=config["fine_texture"], lesions=config["lesions"])
+    synthesizer = _synthesizer(bank, config, generator)
     batches = []
     for scale in (1, 2, 3, None)[:count]:
         clean, _ = synthesizer.sample(config["batch_size"])
@@ -108,7 +114,7 @@ def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
     import torch
 
     from .network import RestorationNet, parameter_count
-    from .training_data import SliceSynthesizer, TemplateBank
+    from .training_data import TemplateBank
     from .training_pairs import make_training_pairs
 
     torch.manual_seed(config["seed"])
@@ -117,8 +123,7 @@ def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
     output_dir.mkdir(parents=True, exist_ok=True)
     bank = TemplateBank(template_dir, device=device)
     generator = torch.Generator(device=device).manual_seed(config["seed"])
-    synthesizer = SliceSynthesizer(bank, size=config["synth_size"], context=config["context_slices"], generator=generator,
-                                   sources=config["sources"], fine_texture=config["fine_texture"], lesions=config["lesions"])
+    synthesizer = _synthesizer(bank, config, generator)
     validation = _validation_batches(bank, config, device)
 
     model = RestorationNet(config["architecture"], config["context_slices"])
