@@ -5,8 +5,13 @@ import pytest
 import torch
 
 from MRQualityMetricsLib.volume import make_ijk_to_ras
-from MRSuperResLib import inference, phantoms
-from MRSuperResLib.data_consistency import dct_matrix, restore_measured_band, wiener_filter
+from MRSuperResLib import data_consistency, inference, phantoms
+from MRSuperResLib.data_consistency import (
+    MeasuredBandRestorer,
+    dct_matrix,
+    restore_measured_band,
+    wiener_filter,
+)
 from MRSuperResLib.degradation import fft2c, fourier_resample
 
 
@@ -60,6 +65,45 @@ def test_constant_images_stay_constant():
     torch.testing.assert_close(wiener_filter(measured, measured, 1.0), measured, atol=0, rtol=5e-4)
 
 
+def test_depth_one_filters_each_slice_on_its_own():
+    measured = _noisy(_square()[None].repeat(3, 1, 1), 10.0)
+    pilot = _noisy(_square()[None].repeat(3, 1, 1), 3.0, seed=8)
+    together = wiener_filter(measured, pilot, 10.0, depth=1)
+    for index in range(3):
+        alone = wiener_filter(measured[index : index + 1], pilot[index : index + 1], 10.0, depth=1)
+        torch.testing.assert_close(together[index : index + 1], alone, atol=1e-4, rtol=0)
+
+
+def test_blocks_across_slices_remove_more_noise_where_anatomy_continues():
+    """Same anatomy in 8 slices, independent noise: 4-slice blocks average it away better than 2D blocks."""
+    truth = _square()[None].repeat(8, 1, 1)
+    noisy = _noisy(truth, 10.0)
+    error_2d = _mse(wiener_filter(noisy, truth, 10.0, depth=1), truth)
+    error_3d = _mse(wiener_filter(noisy, truth, 10.0, depth=4), truth)
+    assert error_3d < 0.6 * error_2d
+
+
+def test_a_stack_thinner_than_the_block_uses_its_own_thickness():
+    measured = _noisy(_square()[None].repeat(2, 1, 1), 10.0)
+    pilot = _square()[None].repeat(2, 1, 1)
+    torch.testing.assert_close(wiener_filter(measured, pilot, 10.0, depth=4), wiener_filter(measured, pilot, 10.0, depth=2))
+
+
+def test_streaming_in_small_steps_and_chunks_gives_the_one_go_result(monkeypatch):
+    """The restorer follows the network batch by batch; chunk and step boundaries must not show in the result."""
+    truth = _square(32)[None].repeat(11, 1, 1) * torch.linspace(0.5, 1.5, 11).view(-1, 1, 1)
+    measured = fourier_resample(_noisy(truth, 6.0), (16, 16))
+    restored = truth + 2.0 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(6))
+    whole = restore_measured_band(measured, restored, 6.0)
+    monkeypatch.setattr(data_consistency, "CHUNK_PIXELS", 2 * 16 * 16)  # 2 slices per chunk
+    monkeypatch.setattr(data_consistency, "GROUP_PIXELS", {"cpu": 4 * 16 * 16})  # 1 block window per group
+    output = restored.numpy().copy()
+    restorer = MeasuredBandRestorer(measured.numpy(), output, 6.0, torch.device("cpu"))
+    finished = [restorer.advance(available) for available in (1, 3, 4, 8, 9, 11)]
+    assert finished == sorted(finished) and finished[-1] == 11 and finished[0] == 0
+    torch.testing.assert_close(torch.from_numpy(output), whole, atol=1e-3, rtol=0)
+
+
 def test_restore_measured_band_changes_only_the_measured_band():
     truth = _square(64)[None]
     measured = fourier_resample(_noisy(truth, 8.0), (32, 32))
@@ -86,3 +130,13 @@ def test_enhance_at_strength_zero_keeps_the_measured_input_and_the_network_alone
     network, _ = inference.enhance(noisy, geometry, scale=1, denoise=0.0, model_id="mrsr-unet16-2p5d-v7",
                                    device="cpu", data_consistency=False)
     assert np.abs(network - noisy).max() > 0.5
+
+
+def test_super_resolution_weights_assume_less_noise_than_denoising():
+    """Upsampling: the pilot under-represents small structures in the measured band, so the step keeps more."""
+    measured = np.zeros((3, 16, 16), dtype=np.float32)
+    same_grid = MeasuredBandRestorer(measured, np.zeros((3, 16, 16), dtype=np.float32), 10.0, "cpu")
+    finer_grid = MeasuredBandRestorer(measured, np.zeros((3, 32, 32), dtype=np.float32), 10.0, "cpu")
+    assert same_grid.sigma == 10.0
+    assert finer_grid.sigma == pytest.approx(10.0 * data_consistency.SUPER_RESOLUTION_NOISE_FACTOR)
+    assert data_consistency.SUPER_RESOLUTION_NOISE_FACTOR < 1

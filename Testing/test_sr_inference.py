@@ -14,6 +14,7 @@ from geometry_helpers import rotation
 
 from MRQualityMetricsLib.line_profile import sample_line
 from MRQualityMetricsLib.volume import Volume, make_ijk_to_ras
+from MRSuperResLib import data_consistency as data_consistency_module
 from MRSuperResLib import inference, phantoms
 from MRSuperResLib.degradation import acquire, fourier_resample
 from MRSuperResLib.simulate import resampled_geometry
@@ -175,11 +176,21 @@ def test_input_array_is_not_modified_and_explicit_slice_axis_is_used():
     assert out_int.dtype == np.float32 and out_int.shape == integers.shape
 
 
-def test_progress_counts_increase_to_the_total():
+@pytest.mark.parametrize("data_consistency, chunk_slices, finished", [
+    (False, None, [2, 4, 6, 8, 10, 12]),
+    # The Wiener step's two passes each need their pilot 3 slices ahead: a slice is final 6 slices behind the
+    # network, in whole chunks of slices (2 here; by default a chunk is larger than this volume).
+    (True, 2, [0, 0, 0, 2, 4, 12]),
+    (True, None, [0, 0, 0, 0, 0, 12]),
+])
+def test_progress_counts_final_slices_up_to_the_total(monkeypatch, data_consistency, chunk_slices, finished):
+    if chunk_slices is not None:
+        monkeypatch.setattr(data_consistency_module, "CHUNK_PIXELS", chunk_slices * 24 * 24)  # 24 x 24 input slices
     calls = []
-    array = np.random.default_rng(3).random((5, 24, 24)).astype(np.float32)
-    _enhance(array, make_ijk_to_ras((1, 1, 3)), scale=2, batch_size=2, progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(2, 5), (4, 5), (5, 5)]
+    array = np.random.default_rng(3).random((12, 24, 24)).astype(np.float32)
+    _enhance(array, make_ijk_to_ras((1, 1, 3)), scale=2, batch_size=2, data_consistency=data_consistency,
+             progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(done, 12) for done in finished]
 
 
 def test_cancel_event_raises_enhance_cancelled():
@@ -193,7 +204,7 @@ def test_cancel_event_raises_enhance_cancelled():
     array = np.random.default_rng(4).random((5, 24, 24)).astype(np.float32)
     with pytest.raises(inference.EnhanceCancelled):
         _enhance(array, make_ijk_to_ras((1, 1, 3)), scale=2, batch_size=2, progress=progress, cancel=cancel)
-    assert calls == [2]
+    assert calls == [0]  # one progress report (the first batch; no slice final yet), then the cancel
     assert issubclass(inference.EnhanceCancelled, RuntimeError)
 
 
@@ -281,6 +292,10 @@ def test_cuda_out_of_memory_for_one_slice_continues_on_the_cpu(monkeypatch):
     monkeypatch.setattr(inference, "_model", lambda info, device: real_model(info, torch.device("cpu")))
     monkeypatch.setattr(inference, "_volume_noise_sigma", lambda stack, rows_cols, device: 0.0)
     monkeypatch.setattr(inference, "_restore_batch", restore_without_gpu_memory)
+    # The Wiener step's buffers stay on the CPU: this torch has no CUDA to allocate them on.
+    real_restorer = data_consistency_module.MeasuredBandRestorer
+    monkeypatch.setattr(data_consistency_module, "MeasuredBandRestorer",
+                        lambda measured, output, sigma, device: real_restorer(measured, output, sigma, "cpu"))
     with pytest.warns(UserWarning, match="continuing on the CPU"):
         out, _ = inference.enhance(_oom_volume(), geometry, scale=2, denoise=0.0, batch_size=1, model_id=FAST_MODEL)
     assert devices == ["cuda"] + ["cpu"] * 5

@@ -120,15 +120,14 @@ def _volume_noise_sigma(stack, out_rows_cols, device):
     return float(values.median()) if values.numel() else 0.0
 
 
-def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, device, data_consistency=True):
+def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, device):
     """Restore slices first..last-1 of the (S, R, C) stack; returns (n, R', C') float32 numpy."""
     import torch
 
     context = model.context_slices
     half = context // 2
     indices = np.clip(np.arange(first - half, last + half), 0, stack.shape[0] - 1)
-    measured = _to_device(stack[indices], device)  # slices first..last-1 are measured[half : half + last - first]
-    zipped = _zip(measured, out_rows_cols)
+    zipped = _zip(_to_device(stack[indices], device), out_rows_cols)
     windows = zipped.unfold(0, context, 1).permute(0, 3, 1, 2)  # (n, context, R', C')
     flat = windows.reshape(windows.shape[0], -1)
     # 99th percentile of |x|: robust to outliers, and positive for images with negative values too.
@@ -141,13 +140,7 @@ def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, dev
     with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         restored = model(inputs, condition)
     restored = restored[:, 0, BORDER_MARGIN : BORDER_MARGIN + rows, BORDER_MARGIN : BORDER_MARGIN + cols]
-    restored = restored.float() * levels.view(-1, 1, 1)
-    if data_consistency:
-        from .data_consistency import restore_measured_band
-
-        # The noise the Wiener step assumes is the network's condition: strength 0 keeps the measured band as is.
-        restored = restore_measured_band(measured[half : half + last - first], restored, denoise * sigma)
-    return restored.cpu().numpy()
+    return (restored.float() * levels.view(-1, 1, 1)).cpu().numpy()
 
 
 def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="auto", batch_size=None,
@@ -177,14 +170,24 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
     pixels = out_rows_cols[0] * out_rows_cols[1]
     if batch_size is None:  # 512 x 512 output slices per batch: 16 on a GPU (~2.3 GB), 4 on a CPU
         batch_size = max(1, (16 if torch_device.type == "cuda" else 4) * 512 * 512 // pixels)
-    total, done = stack.shape[0], 0
-    while done < total:
+    restorer = None
+    if data_consistency:
+        from .data_consistency import MeasuredBandRestorer
+
+        # The noise the Wiener step assumes is the network's condition: strength 0 keeps the measured band as is.
+        restorer = MeasuredBandRestorer(stack, output, denoise * sigma, torch_device)
+    total, done, finished = stack.shape[0], 0, 0
+    while finished < total:
         if cancel is not None and cancel.is_set():
             raise EnhanceCancelled("enhancement cancelled")
         last = min(total, done + batch_size)
         try:
-            output[done:last] = _restore_batch(model, stack, done, last, out_rows_cols, sigma, denoise, torch_device,
-                                               data_consistency)
+            if done < last:
+                output[done:last] = _restore_batch(model, stack, done, last, out_rows_cols, sigma, denoise,
+                                                   torch_device)
+                done = last
+            # The Wiener step follows a few slices behind the network; a slice counts once it is final.
+            finished = restorer.advance(done) if restorer is not None else done
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             if batch_size > 1:
@@ -194,10 +197,11 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
                 warnings.warn("GPU out of memory even for one slice: continuing on the CPU (slower)", stacklevel=2)
                 torch_device = torch.device("cpu")
                 model = _model(info, torch_device)
+                if restorer is not None:
+                    restorer.device = torch_device
             continue
-        done = last
         if progress is not None:
-            progress(done, total)
+            progress(finished, total)
     if float(array.min()) >= 0:
         np.maximum(output, 0, out=output)  # magnitude images stay non-negative
     return np.moveaxis(output, 0, array_axis(axis)), out_geometry

@@ -1,0 +1,112 @@
+"""Compare settings of the Wiener data-consistency step with one model: PSNR on the held-out volumes and the
+3 mm lesion contrast check, the numbers behind the choices in MRSuperResLib/data_consistency.py.
+
+Same truths, crops, seeds and PSNR as `mrsuperres evaluate --max-slices 8 --scale 1 2 3` (as in
+compare_models.py). A setting is DEPTH:PASSES:FACTOR: slices per block, Wiener passes, and the noise factor used
+when super-resolving (1:1:1 is the first, 2D single-pass form; 4:2:0.7 is what ships).
+
+    python scripts/compare_wiener_settings.py --settings 1:1:1 4:2:1 4:2:0.7 --output wiener.md
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "MRSuperRes"), str(ROOT / "MRQualityMetrics")]
+
+from MRSuperResLib import baselines, data_consistency, evaluate, fidelity, inference, simulate  # noqa: E402
+
+SCALES = (1, 2, 3)
+SHIPPED_INIT = data_consistency.MeasuredBandRestorer.__init__
+
+
+def use_setting(setting):
+    """Make inference's restorer use DEPTH:PASSES:FACTOR (module state: one setting at a time)."""
+    depth, passes, factor = setting.split(":")
+    data_consistency.SUPER_RESOLUTION_NOISE_FACTOR = float(factor)
+
+    def init(self, measured, output, sigma, device, *_):
+        SHIPPED_INIT(self, measured, output, sigma, device, int(depth), int(passes))
+
+    data_consistency.MeasuredBandRestorer.__init__ = init
+
+
+def psnr_rows(settings, methods, model_id, snrs, max_slices, log=print):
+    rows = []
+    for source in evaluate.default_volumes():
+        volume = evaluate.load_truth(source)
+        label = evaluate._volume_label(volume, source)
+        truth, geometry, voxel_axis = evaluate.prepare_truth(volume, SCALES, max_slices)
+        axis_name = simulate.AXIS_NAMES[voxel_axis]
+        mask, data_range = fidelity.head_mask(truth), float(truth.max())
+        for scale in SCALES:
+            for snr in snrs:
+                degraded = simulate.simulate_array(truth, geometry, scale=scale, snr=snr, slice_axis=axis_name,
+                                                   seed=evaluate._seed(label, scale, snr, 0))
+                row = {"volume": label, "scale": scale, "snr": snr}
+                for method in methods:
+                    out, _ = baselines.run_method(method, degraded.array, degraded.ijk_to_ras, scale, axis_name)
+                    row[method] = fidelity.psnr(out, truth, mask, data_range)
+                for setting in settings:
+                    use_setting(setting)
+                    out, _ = inference.enhance(degraded.array, degraded.ijk_to_ras, scale=scale, slice_axis=axis_name,
+                                               model_id=model_id, device="cpu")
+                    row[setting] = fidelity.psnr(out, truth, mask, data_range)
+                log(" ".join(f"{value:.2f}" if isinstance(value, float) else str(value) for value in row.values()))
+                rows.append(row)
+    return rows
+
+
+def lesion_contrasts(settings, model_id, snr):
+    config = evaluate.EvaluationConfig(volumes=[], model_id=model_id, device="cpu")
+    contrasts = {}
+    for setting in settings:
+        use_setting(setting)
+        for scale in SCALES:
+            rows = evaluate.hallucination_checks((evaluate.MODEL,), scale, snr, config, log=lambda line: None)
+            lesion = next(row for row in rows if row["check"] == "lesion_contrast")
+            contrasts[(setting, scale)] = lesion
+    return contrasts
+
+
+def markdown(rows, contrasts, settings, methods):
+    columns = [*methods, *settings]
+    lines = ["| volume | scale | SNR | " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) + 2)]
+    for row in rows:
+        lines.append(f"| {row['volume']} | {row['scale']} | {row['snr']:g} | "
+                     + " | ".join(f"{row[c]:.2f}" for c in columns) + " |")
+    for scale in SCALES:
+        means = [np.mean([row[c] for row in rows if row["scale"] == scale]) for c in columns]
+        lines.append(f"| **mean** | {scale} | all | " + " | ".join(f"{m:.2f}" for m in means) + " |")
+    lines += ["", "3 mm lesion contrast at SNR 40 (`evaluate.hallucination_checks`; pass = within 10 % of the "
+              "zero-filled / noisy input's):", "", "| scale | limit | " + " | ".join(settings) + " |",
+              "|---:|---:|" + "---:|" * len(settings)]
+    for scale in SCALES:
+        limit = contrasts[(settings[0], scale)]["limit"]
+        cells = [f"{contrasts[(s, scale)]['value']:.2f}" + ("" if contrasts[(s, scale)]["passed"] else " (fails)")
+                 for s in settings]
+        lines.append(f"| {scale} | {limit:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", nargs="+", required=True, metavar="DEPTH:PASSES:FACTOR")
+    parser.add_argument("--model", default="mrsr-unet32-2d-v3")
+    parser.add_argument("--baselines", nargs="*", default=["zero_fill", "nlm"], choices=list(baselines.METHODS))
+    parser.add_argument("--snr", nargs="+", type=float, default=[10.0, 20.0, 40.0])
+    parser.add_argument("--max-slices", type=int, default=8)
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args()
+    rows = psnr_rows(args.settings, args.baselines, args.model, args.snr, args.max_slices)
+    contrasts = lesion_contrasts(args.settings, args.model, 40.0)
+    from MRQualityMetricsLib.atomic_files import write_text_atomic
+
+    write_text_atomic(args.output, markdown(rows, contrasts, args.settings, args.baselines))
+
+
+if __name__ == "__main__":
+    main()
