@@ -20,8 +20,8 @@ from MRSuperResLib import baselines, evaluate, fidelity, inference, simulate  # 
 SCALES = (1, 2, 3)  # the crop evaluate uses for `--scale 1 2 3`
 
 
-def compare(volumes, scales, snrs, models, max_slices, data_consistency=True, log=print):
-    rows = []
+def evaluation_cases(volumes, scales, snrs, max_slices):
+    """(row, degraded, axis name, psnr(out)) per volume, scale and SNR: evaluate's truths, crops and seeds."""
     for source in volumes:
         volume = evaluate.load_truth(source)
         label = evaluate._volume_label(volume, source)
@@ -32,16 +32,31 @@ def compare(volumes, scales, snrs, models, max_slices, data_consistency=True, lo
             for snr in snrs:
                 degraded = simulate.simulate_array(truth, geometry, scale=scale, snr=snr, slice_axis=axis_name,
                                                    seed=evaluate._seed(label, scale, snr, 0))
-                row = {"volume": label, "scale": scale, "snr": snr}
-                for method in ("zero_fill", "nlm"):
-                    out, _ = baselines.run_method(method, degraded.array, degraded.ijk_to_ras, scale, axis_name)
-                    row[method] = fidelity.psnr(out, truth, mask, data_range)
-                for model_id in models:
-                    out, _ = inference.enhance(degraded.array, degraded.ijk_to_ras, scale=scale, slice_axis=axis_name,
-                                               model_id=model_id, device="cpu", data_consistency=data_consistency)
-                    row[model_id] = fidelity.psnr(out, truth, mask, data_range)
-                log(" ".join(f"{value:.2f}" if isinstance(value, float) else str(value) for value in row.values()))
-                rows.append(row)
+                yield ({"volume": label, "scale": scale, "snr": snr}, degraded, axis_name,
+                       lambda out, truth=truth, mask=mask, data_range=data_range: fidelity.psnr(out, truth, mask,
+                                                                                                data_range))
+
+
+def baseline_psnrs(row, methods, degraded, axis_name, psnr):
+    for method in methods:
+        out, _ = baselines.run_method(method, degraded.array, degraded.ijk_to_ras, row["scale"], axis_name)
+        row[method] = psnr(out)
+
+
+def log_row(row, log=print):
+    log(" ".join(f"{value:.2f}" if isinstance(value, float) else str(value) for value in row.values()))
+
+
+def compare(volumes, scales, snrs, models, max_slices, data_consistency=True, log=print):
+    rows = []
+    for row, degraded, axis_name, psnr in evaluation_cases(volumes, scales, snrs, max_slices):
+        baseline_psnrs(row, ("zero_fill", "nlm"), degraded, axis_name, psnr)
+        for model_id in models:
+            out, _ = inference.enhance(degraded.array, degraded.ijk_to_ras, scale=row["scale"], slice_axis=axis_name,
+                                       model_id=model_id, device="cpu", data_consistency=data_consistency)
+            row[model_id] = psnr(out)
+        log_row(row, log)
+        rows.append(row)
     return rows
 
 

@@ -9,15 +9,12 @@ when super-resolving (1:1:1 is the first, 2D single-pass form; 4:2:0.7 is what s
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
+from compare_models import baseline_psnrs, evaluation_cases, log_row  # also puts the modules on sys.path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "MRSuperRes"), str(ROOT / "MRQualityMetrics")]
-
-from MRSuperResLib import baselines, data_consistency, evaluate, fidelity, inference, simulate  # noqa: E402
+from MRSuperResLib import baselines, data_consistency, evaluate, inference  # noqa: E402
 
 SCALES = (1, 2, 3)
 SHIPPED_INIT = data_consistency.MeasuredBandRestorer.__init__
@@ -36,27 +33,15 @@ def use_setting(setting):
 
 def psnr_rows(settings, methods, model_id, snrs, max_slices, log=print):
     rows = []
-    for source in evaluate.default_volumes():
-        volume = evaluate.load_truth(source)
-        label = evaluate._volume_label(volume, source)
-        truth, geometry, voxel_axis = evaluate.prepare_truth(volume, SCALES, max_slices)
-        axis_name = simulate.AXIS_NAMES[voxel_axis]
-        mask, data_range = fidelity.head_mask(truth), float(truth.max())
-        for scale in SCALES:
-            for snr in snrs:
-                degraded = simulate.simulate_array(truth, geometry, scale=scale, snr=snr, slice_axis=axis_name,
-                                                   seed=evaluate._seed(label, scale, snr, 0))
-                row = {"volume": label, "scale": scale, "snr": snr}
-                for method in methods:
-                    out, _ = baselines.run_method(method, degraded.array, degraded.ijk_to_ras, scale, axis_name)
-                    row[method] = fidelity.psnr(out, truth, mask, data_range)
-                for setting in settings:
-                    use_setting(setting)
-                    out, _ = inference.enhance(degraded.array, degraded.ijk_to_ras, scale=scale, slice_axis=axis_name,
-                                               model_id=model_id, device="cpu")
-                    row[setting] = fidelity.psnr(out, truth, mask, data_range)
-                log(" ".join(f"{value:.2f}" if isinstance(value, float) else str(value) for value in row.values()))
-                rows.append(row)
+    for row, degraded, axis_name, psnr in evaluation_cases(evaluate.default_volumes(), SCALES, snrs, max_slices):
+        baseline_psnrs(row, methods, degraded, axis_name, psnr)
+        for setting in settings:
+            use_setting(setting)
+            out, _ = inference.enhance(degraded.array, degraded.ijk_to_ras, scale=row["scale"], slice_axis=axis_name,
+                                       model_id=model_id, device="cpu")
+            row[setting] = psnr(out)
+        log_row(row, log)
+        rows.append(row)
     return rows
 
 
