@@ -93,23 +93,28 @@ def wiener_filter(measured: torch.Tensor, pilot: torch.Tensor, sigma: float, dep
             tiles, padded_shape = _blocks(stack.reshape(count * depth, rows, cols), block, stride)
             coefficients.append(transform @ tiles)
         measured_coefficients, pilot_coefficients = coefficients
-        pilot_power = pilot_coefficients.square()
-        gain = pilot_power / (pilot_power + sigma**2)
-        filtered = (transform.T @ (gain * measured_coefficients)).view(count, depth, *gain.shape[1:])
+        # In place where possible: these tensors are ~16 x the pixels of the group each, and fresh allocations of
+        # that size cost more than the arithmetic on a CPU.
+        pilot_power = pilot_coefficients.square_()
+        gain = pilot_power.div_(pilot_power + sigma**2)
+        filtered = (transform.T @ measured_coefficients.mul_(gain)).view(count, depth, *gain.shape[1:])
         filtered = _along_slices(across.T, filtered)
         # BM3D's aggregation weights: blocks with fewer kept coefficients (less noise left) count more.
-        weight = 1.0 / (gain.view(count, -1, gain.shape[-1]).square().sum(1) + 1e-3)  # (count, L)
-        weight = weight[:, None, None, :].expand_as(filtered)
-        folded = [F.fold(values.reshape(count * depth, *values.shape[2:]), padded_shape, block, stride=stride)
-                  for values in (filtered * weight, weight.contiguous())]
+        weight = 1.0 / (torch.linalg.vector_norm(gain.view(count, -1, gain.shape[-1]), dim=1).square() + 1e-3)
+        filtered.mul_(weight[:, None, None, :])
+        folded = F.fold(filtered.reshape(count * depth, *filtered.shape[2:]), padded_shape, block, stride=stride)
+        # The weights are one number per block: their fold is a transposed convolution with a block of ones.
+        grid = ((padded_shape[0] - block) // stride + 1, (padded_shape[1] - block) // stride + 1)
+        ones = torch.ones((1, 1, block, block), device=weight.device, dtype=weight.dtype)
+        weights = F.conv_transpose2d(weight.view(count, 1, *grid), ones, stride=stride)  # (count, 1, Hp, Wp)
         if numerator is None:
-            numerator = folded[0].new_zeros((slices, *folded[0].shape[1:]))
+            numerator = folded.new_zeros((slices, *folded.shape[1:]))
             denominator = torch.zeros_like(numerator)
         # Block row d of window n lands on slice start + n + d.
         target = (start + torch.arange(count, device=measured.device)[:, None]
                   + torch.arange(depth, device=measured.device)[None, :]).reshape(-1)
-        numerator.index_add_(0, target, folded[0])
-        denominator.index_add_(0, target, folded[1])
+        numerator.index_add_(0, target, folded)
+        denominator.index_add_(0, target, weights.repeat_interleave(depth, dim=0))
     half = block // 2
     return (numerator / denominator)[:, 0, half : half + rows, half : half + cols]
 
