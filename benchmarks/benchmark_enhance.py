@@ -134,13 +134,14 @@ def _maxrss_mb(usage) -> float:
 
 
 class NetworkTimer:
-    """Sums the forward time of a torch module (CUDA events on the GPU, so no extra synchronisation)."""
+    """Sums the forward time of a torch module (CUDA events on the GPU, so no extra synchronisation) and records
+    the batch size of every forward pass."""
 
     def __init__(self, module, device):
         import torch
 
         self.torch, self.cuda = torch, device.type == "cuda"
-        self.spans, self.starts = [], []
+        self.spans, self.starts, self.batch_sizes = [], [], []
         self.handles = [module.register_forward_pre_hook(self._start), module.register_forward_hook(self._stop)]
 
     def _mark(self):
@@ -151,6 +152,7 @@ class NetworkTimer:
         return time.perf_counter()
 
     def _start(self, module, inputs):
+        self.batch_sizes.append(int(inputs[0].shape[0]))
         self.starts.append(self._mark())
 
     def _stop(self, module, inputs, output):
@@ -198,23 +200,16 @@ def _model_runner(model_id, device_name, geometry, result):
     # times its forward passes without changing what enhance() runs.
     timer = NetworkTimer(inference._model(info, device), device)
     result["model_load_seconds"] = time.perf_counter() - start
-    batches = []
 
     def call(array):
-        batches.clear()
-        last = [0]
-
-        def progress(done, total):
-            batches.append(done - last[0])
-            last[0] = done
-
-        output, _ = inference.enhance(array, geometry, scale=SCALE, device=device_name, model_id=info.id,
-                                      progress=progress)
+        # The network's own batches: progress counts final slices, which the Wiener step releases in chunks.
+        timer.batch_sizes.clear()
+        output, _ = inference.enhance(array, geometry, scale=SCALE, device=device_name, model_id=info.id)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return output
 
-    return call, timer, batches, device
+    return call, timer, timer.batch_sizes, device
 
 
 def _baseline_runner(name, geometry, result):
