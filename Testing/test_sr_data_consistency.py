@@ -6,12 +6,7 @@ import torch
 
 from MRQualityMetricsLib.volume import make_ijk_to_ras
 from MRSuperResLib import data_consistency, inference, phantoms
-from MRSuperResLib.data_consistency import (
-    MeasuredBandRestorer,
-    dct_matrix,
-    restore_measured_band,
-    wiener_filter,
-)
+from MRSuperResLib.data_consistency import MeasuredBandRestorer, dct_matrix, wiener_filter
 from MRSuperResLib.degradation import fft2c, fourier_resample
 
 
@@ -26,6 +21,13 @@ def _noisy(truth, sigma, seed=3):
 
 def _mse(a, b):
     return float((a - b).square().mean())
+
+
+def restore_measured_band(measured, restored, sigma):
+    """The whole step in one go, as enhance() runs it once the network is done: (S, r, c), (S, R, C) -> (S, R, C)."""
+    output = restored.numpy().copy()
+    assert MeasuredBandRestorer(measured.numpy(), output, sigma, "cpu").advance(measured.shape[0]) == measured.shape[0]
+    return torch.from_numpy(output)
 
 
 def test_dct_matrix_is_orthonormal():
@@ -75,11 +77,13 @@ def test_depth_one_filters_each_slice_on_its_own():
 
 
 def test_blocks_across_slices_remove_more_noise_where_anatomy_continues():
-    """Same anatomy in 8 slices, independent noise: 4-slice blocks average it away better than 2D blocks."""
+    """Same anatomy in 8 slices, independent noise: the shipped blocks across slices average it away better than
+    2D blocks."""
+    assert data_consistency.DEPTH > 1
     truth = _square()[None].repeat(8, 1, 1)
     noisy = _noisy(truth, 10.0)
     error_2d = _mse(wiener_filter(noisy, truth, 10.0, depth=1), truth)
-    error_3d = _mse(wiener_filter(noisy, truth, 10.0, depth=4), truth)
+    error_3d = _mse(wiener_filter(noisy, truth, 10.0, depth=data_consistency.DEPTH), truth)
     assert error_3d < 0.6 * error_2d
 
 
@@ -132,11 +136,17 @@ def test_enhance_at_strength_zero_keeps_the_measured_input_and_the_network_alone
     assert np.abs(network - noisy).max() > 0.5
 
 
-def test_super_resolution_weights_assume_less_noise_than_denoising():
-    """Upsampling: the pilot under-represents small structures in the measured band, so the step keeps more."""
-    measured = np.zeros((3, 16, 16), dtype=np.float32)
-    same_grid = MeasuredBandRestorer(measured, np.zeros((3, 16, 16), dtype=np.float32), 10.0, "cpu")
-    finer_grid = MeasuredBandRestorer(measured, np.zeros((3, 32, 32), dtype=np.float32), 10.0, "cpu")
-    assert same_grid.sigma == 10.0
-    assert finer_grid.sigma == pytest.approx(10.0 * data_consistency.SUPER_RESOLUTION_NOISE_FACTOR)
-    assert data_consistency.SUPER_RESOLUTION_NOISE_FACTOR < 1
+def test_super_resolution_weights_assume_less_noise_than_denoising(monkeypatch):
+    """Upsampling: the pilot under-represents small structures in the measured band, so the step filters as if
+    the noise were SUPER_RESOLUTION_NOISE_FACTOR x smaller and keeps more of the measurement."""
+    factor = data_consistency.SUPER_RESOLUTION_NOISE_FACTOR
+    assert factor < 1
+    truth = _square(32)[None].repeat(5, 1, 1)
+    measured = fourier_resample(_noisy(truth, 8.0), (16, 16))
+    restored = truth + 2.0 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(7))
+    shipped = restore_measured_band(measured, restored, 8.0)
+    monkeypatch.setattr(data_consistency, "SUPER_RESOLUTION_NOISE_FACTOR", 1.0)
+    torch.testing.assert_close(shipped, restore_measured_band(measured, restored, 8.0 * factor), atol=1e-4, rtol=0)
+    full_noise = restore_measured_band(measured, restored, 8.0)
+    # Less assumed noise: the band moves less far from the measurement than with the full noise level.
+    assert _mse(fourier_resample(shipped, (16, 16)), measured) < _mse(fourier_resample(full_noise, (16, 16)), measured)

@@ -17,18 +17,13 @@ from compare_models import baseline_psnrs, evaluation_cases, log_row  # also put
 from MRSuperResLib import baselines, data_consistency, evaluate, inference  # noqa: E402
 
 SCALES = (1, 2, 3)
-SHIPPED_INIT = data_consistency.MeasuredBandRestorer.__init__
 
 
 def use_setting(setting):
-    """Make inference's restorer use DEPTH:PASSES:FACTOR (module state: one setting at a time)."""
+    """Make inference's Wiener step use DEPTH:PASSES:FACTOR (module state: one setting at a time)."""
     depth, passes, factor = setting.split(":")
+    data_consistency.DEPTH, data_consistency.PASSES = int(depth), int(passes)
     data_consistency.SUPER_RESOLUTION_NOISE_FACTOR = float(factor)
-
-    def init(self, measured, output, sigma, device, *_):
-        SHIPPED_INIT(self, measured, output, sigma, device, int(depth), int(passes))
-
-    data_consistency.MeasuredBandRestorer.__init__ = init
 
 
 def psnr_rows(settings, methods, model_id, snrs, max_slices, log=print):

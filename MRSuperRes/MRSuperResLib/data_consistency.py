@@ -13,7 +13,8 @@ added beyond it (super-resolution) is kept as it is.
 Measured on the held-out volumes of `mrsuperres evaluate` with the quality model (docs/evaluation/
 model-comparison.md), against the previous 2D single-pass form (8 x 8 blocks): +1.4 dB mean PSNR at x1, +0.6 dB
 at x2, +0.3 dB at x3, and the 3 mm lesion keeps more of its contrast at every scale (x2: 20.1 against 19.7). On
-the thick-slice GE series, where neighbouring slices differ more, it is 0.02-0.13 dB below the 2D form.
+the thick-slice GE series, where neighbouring slices differ more, it is -0.29 to +0.11 dB from the 2D form per
+row (lowest at SNR 10).
 """
 
 import math
@@ -33,8 +34,8 @@ PASSES = 2  # Wiener passes; each later pass uses the previous estimate as pilot
 # x2 then keeps 20.1 instead of 18.1 (limit 20.08) for -0.3 dB mean PSNR at x2 (docs/evaluation/model-comparison.md).
 SUPER_RESOLUTION_NOISE_FACTOR = 0.7
 # Pixels (slices x rows x columns of the input grid) per chunk of slices, and per group of blocks transformed at
-# once: the overlapping blocks take BLOCK^2 / STRIDE^2 = 16 x their pixels, several times over (~0.1 GB per
-# 256 x 256 slice in a group). A GPU takes larger groups: fewer, larger kernels. Chunks only hold slices, so they
+# once: the overlapping blocks take BLOCK^2 / STRIDE^2 = 16 floats per pixel of the group in each of the several
+# tensors alive at once (4 MB each per 256 x 256 slice). A GPU takes larger groups: fewer, larger kernels. Chunks only hold slices, so they
 # are large: each chunk recomputes the DEPTH - 1 block windows it shares with the previous one.
 CHUNK_PIXELS = 64 * 256 * 256
 GROUP_PIXELS = {"cpu": 4 * 256 * 256, "cuda": 32 * 256 * 256}
@@ -128,10 +129,9 @@ class MeasuredBandRestorer:
     device (the host if it is full): PASSES arrays of the input's size, plus the input itself on a GPU.
     """
 
-    def __init__(self, measured: np.ndarray, output: np.ndarray, sigma: float, device, depth: int = DEPTH,
-                 passes: int = PASSES):
+    def __init__(self, measured: np.ndarray, output: np.ndarray, sigma: float, device):
         self.measured, self.output, self.device = measured, output, torch.device(device)
-        self.depth, self.halo = depth, depth - 1
+        self.depth, self.halo, passes = DEPTH, DEPTH - 1, PASSES
         self.in_shape, self.out_shape = tuple(measured.shape[1:]), tuple(output.shape[1:])
         self.sigma = float(sigma) * (1.0 if self.in_shape == self.out_shape else SUPER_RESOLUTION_NOISE_FACTOR)
         # estimates[0]: the network's output on the input grid; estimates[k]: the k-th Wiener estimate.
@@ -197,17 +197,3 @@ class MeasuredBandRestorer:
         if self.in_shape != self.out_shape:
             correction = fourier_resample(correction, self.out_shape)
         self.output[first:last] += correction.cpu().numpy()
-
-
-def restore_measured_band(measured: torch.Tensor, restored: torch.Tensor, sigma: float, depth: int = DEPTH,
-                          passes: int = PASSES) -> torch.Tensor:
-    """(S, r, c) input slices on their own grid, (S, R, C) network output, noise SD -> (S, R, C), in one go.
-
-    The output's part inside the input's k-space band becomes the Wiener estimate from the input (pilot: the
-    output brought to the input grid); the part beyond the band (R, C > r, c) stays the network's.
-    """
-    output = restored.detach().float().cpu().numpy().copy()
-    restorer = MeasuredBandRestorer(measured.detach().float().cpu().numpy(), output, sigma, restored.device, depth,
-                                    passes)
-    restorer.advance(measured.shape[0])
-    return torch.from_numpy(output).to(restored.device)
