@@ -138,17 +138,27 @@ def test_enhance_at_strength_zero_keeps_the_measured_input_and_the_network_alone
     assert np.abs(network - noisy).max() > 0.5
 
 
-def test_super_resolution_weights_assume_less_noise_than_denoising(monkeypatch):
-    """Upsampling: the pilot under-represents small structures in the measured band, so the step filters as if
-    the noise were SUPER_RESOLUTION_NOISE_FACTOR x smaller and keeps more of the measurement."""
-    factor = data_consistency.SUPER_RESOLUTION_NOISE_FACTOR
-    assert factor < 1
+def test_super_resolution_final_pass_assumes_the_noise_divided_by_the_scale(monkeypatch):
+    """Upsampling x2: the first pass filters with sigma (a clean pilot), the final pass as if the noise were
+    sigma / 2, because the pilot under-represents small structures in the measured band; it keeps more of the
+    measurement than two passes at sigma."""
+    assert data_consistency.FINAL_PASS_NOISE_EXPONENT > 0 and data_consistency.PASSES == 2
     truth = _square(32)[None].repeat(5, 1, 1)
     measured = fourier_resample(_noisy(truth, 8.0), (16, 16))
     restored = truth + 2.0 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(7))
     shipped = restore_measured_band(measured, restored, 8.0)
-    monkeypatch.setattr(data_consistency, "SUPER_RESOLUTION_NOISE_FACTOR", 1.0)
-    torch.testing.assert_close(shipped, restore_measured_band(measured, restored, 8.0 * factor), atol=1e-4, rtol=0)
+    pilot = fourier_resample(restored, (16, 16))
+    first = wiener_filter(measured, pilot, 8.0)
+    final = wiener_filter(measured, first, 8.0 / 2**data_consistency.FINAL_PASS_NOISE_EXPONENT)
+    torch.testing.assert_close(shipped, restored + fourier_resample(final - pilot, (32, 32)), atol=1e-4, rtol=0)
+    monkeypatch.setattr(data_consistency, "FINAL_PASS_NOISE_EXPONENT", 0.0)
     full_noise = restore_measured_band(measured, restored, 8.0)
-    # Less assumed noise: the band moves less far from the measurement than with the full noise level.
     assert _mse(fourier_resample(shipped, (16, 16)), measured) < _mse(fourier_resample(full_noise, (16, 16)), measured)
+
+
+def test_denoising_passes_all_assume_the_full_noise(monkeypatch):
+    measured = _noisy(_square(32)[None].repeat(5, 1, 1), 8.0)
+    restored = _noisy(_square(32)[None].repeat(5, 1, 1), 2.0, seed=7)
+    shipped = restore_measured_band(measured, restored, 8.0)
+    expected = wiener_filter(measured, wiener_filter(measured, restored, 8.0), 8.0)
+    torch.testing.assert_close(shipped, expected, atol=1e-4, rtol=0)

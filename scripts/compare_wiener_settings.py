@@ -2,10 +2,11 @@
 3 mm lesion contrast check, the numbers behind the choices in MRSuperResLib/data_consistency.py.
 
 Same truths, crops, seeds and PSNR as `mrsuperres evaluate --max-slices 8 --scale 1 2 3` (as in
-compare_models.py). A setting is DEPTH:PASSES:FACTOR: slices per block, Wiener passes, and the noise factor used
-when super-resolving (1:1:1 is the first, 2D single-pass form; 4:2:0.7 is what ships).
+compare_models.py). A setting is DEPTH:PASSES:EXPONENT: slices per block, Wiener passes, and the exponent of the
+final pass's noise, sigma / scale^EXPONENT when super-resolving (1:1:0 is the first, 2D single-pass form; 4:2:1 is
+what ships).
 
-    python scripts/compare_wiener_settings.py --settings 1:1:1 4:2:1 4:2:0.7 --output wiener.md
+    python scripts/compare_wiener_settings.py --settings 1:1:0 4:2:0 4:2:1 --output wiener.md
 """
 
 import argparse
@@ -20,15 +21,15 @@ SCALES = (1, 2, 3)
 
 
 def use_setting(setting):
-    """Make inference's Wiener step use DEPTH:PASSES:FACTOR (module state: one setting at a time)."""
-    depth, passes, factor = setting.split(":")
+    """Make inference's Wiener step use DEPTH:PASSES:EXPONENT (module state: one setting at a time)."""
+    depth, passes, exponent = setting.split(":")
     data_consistency.DEPTH, data_consistency.PASSES = int(depth), int(passes)
-    data_consistency.SUPER_RESOLUTION_NOISE_FACTOR = float(factor)
+    data_consistency.FINAL_PASS_NOISE_EXPONENT = float(exponent)
 
 
-def psnr_rows(settings, methods, model_id, snrs, max_slices, log=print):
+def psnr_rows(settings, methods, model_id, snrs, max_slices, scales=SCALES, log=print):
     rows = []
-    for row, degraded, axis_name, psnr in evaluation_cases(evaluate.default_volumes(), SCALES, snrs, max_slices):
+    for row, degraded, axis_name, psnr in evaluation_cases(evaluate.default_volumes(), scales, snrs, max_slices):
         baseline_psnrs(row, methods, degraded, axis_name, psnr)
         for setting in settings:
             use_setting(setting)
@@ -40,31 +41,31 @@ def psnr_rows(settings, methods, model_id, snrs, max_slices, log=print):
     return rows
 
 
-def lesion_contrasts(settings, model_id, snr):
+def lesion_contrasts(settings, model_id, snr, scales=SCALES):
     config = evaluate.EvaluationConfig(volumes=[], model_id=model_id, device="cpu")
     contrasts = {}
     for setting in settings:
         use_setting(setting)
-        for scale in SCALES:
+        for scale in scales:
             rows = evaluate.hallucination_checks((evaluate.MODEL,), scale, snr, config, log=lambda line: None)
             lesion = next(row for row in rows if row["check"] == "lesion_contrast")
             contrasts[(setting, scale)] = lesion
     return contrasts
 
 
-def markdown(rows, contrasts, settings, methods):
+def markdown(rows, contrasts, settings, methods, scales=SCALES):
     columns = [*methods, *settings]
     lines = ["| volume | scale | SNR | " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) + 2)]
     for row in rows:
         lines.append(f"| {row['volume']} | {row['scale']} | {row['snr']:g} | "
                      + " | ".join(f"{row[c]:.2f}" for c in columns) + " |")
-    for scale in SCALES:
+    for scale in scales:
         means = [np.mean([row[c] for row in rows if row["scale"] == scale]) for c in columns]
         lines.append(f"| **mean** | {scale} | all | " + " | ".join(f"{m:.2f}" for m in means) + " |")
     lines += ["", "3 mm lesion contrast at SNR 40 (`evaluate.hallucination_checks`; pass = within 10 % of the "
               "zero-filled / noisy input's):", "", "| scale | limit | " + " | ".join(settings) + " |",
               "|---:|---:|" + "---:|" * len(settings)]
-    for scale in SCALES:
+    for scale in scales:
         limit = contrasts[(settings[0], scale)]["limit"]
         cells = [f"{contrasts[(s, scale)]['value']:.2f}" + ("" if contrasts[(s, scale)]["passed"] else " (fails)")
                  for s in settings]
@@ -74,18 +75,19 @@ def markdown(rows, contrasts, settings, methods):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", nargs="+", required=True, metavar="DEPTH:PASSES:FACTOR")
+    parser.add_argument("--settings", nargs="+", required=True, metavar="DEPTH:PASSES:EXPONENT")
     parser.add_argument("--model", default="mrsr-unet32-2d-v3")
     parser.add_argument("--baselines", nargs="*", default=["zero_fill", "nlm"], choices=list(baselines.METHODS))
     parser.add_argument("--snr", nargs="+", type=float, default=[10.0, 20.0, 40.0])
     parser.add_argument("--max-slices", type=int, default=8)
+    parser.add_argument("--scales", nargs="+", type=int, default=list(SCALES))
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
-    rows = psnr_rows(args.settings, args.baselines, args.model, args.snr, args.max_slices)
-    contrasts = lesion_contrasts(args.settings, args.model, 40.0)
+    rows = psnr_rows(args.settings, args.baselines, args.model, args.snr, args.max_slices, args.scales)
+    contrasts = lesion_contrasts(args.settings, args.model, 40.0, args.scales)
     from MRQualityMetricsLib.atomic_files import write_text_atomic
 
-    write_text_atomic(args.output, markdown(rows, contrasts, args.settings, args.baselines))
+    write_text_atomic(args.output, markdown(rows, contrasts, args.settings, args.baselines, args.scales))
 
 
 if __name__ == "__main__":

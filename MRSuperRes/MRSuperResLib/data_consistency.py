@@ -12,9 +12,9 @@ added beyond it (super-resolution) is kept as it is.
 
 Measured on the held-out volumes of `mrsuperres evaluate` with the quality model (docs/evaluation/
 model-comparison.md), against the previous 2D single-pass form (8 x 8 blocks): +1.4 dB mean PSNR at x1, +0.6 dB
-at x2, +0.3 dB at x3, and the 3 mm lesion keeps more of its contrast at every scale (x2: 20.1 against 19.7). On
-the thick-slice GE series, where neighbouring slices differ more, it is -0.29 to +0.11 dB from the 2D form per
-row (lowest at SNR 10).
+at x2, +0.06 dB at x3, and the 3 mm lesion keeps its contrast at every scale (x2: 21.3 against 20.4; x3: 14.1
+against 12.5; three noise draws each). On the thick-slice GE series, where neighbouring slices differ more, it is
+-0.51 to +0.13 dB from the 2D form per row (lowest at x3, SNR 10).
 """
 
 import math
@@ -29,10 +29,12 @@ BLOCK = 8  # in-plane block size (pixels)
 STRIDE = 2  # in-plane block stride
 DEPTH = 4  # slices per block (stride 1 across slices)
 PASSES = 2  # Wiener passes; each later pass uses the previous estimate as pilot
-# When the output grid is finer than the input, the network's output (the pilot) under-represents small bright
-# structures in the measured band, so the Wiener weights assume 0.7 x the noise there: the 3 mm lesion check at
-# x2 then keeps 20.1 instead of 18.1 (limit 20.08) for -0.3 dB mean PSNR at x2 (docs/evaluation/model-comparison.md).
-SUPER_RESOLUTION_NOISE_FACTOR = 0.7
+# When super-resolving, the network's output under-represents small bright structures in the measured band, so
+# the final pass assumes sigma / scale^FINAL_PASS_NOISE_EXPONENT (sigma / 2 at x2, sigma / 3 at x3); earlier passes
+# assume sigma and keep their pilot clean. 3 mm lesion check, mean of three noise draws (limits 20.7 at x2, 13.7
+# at x3): final pass at sigma 18.5 / 10.4; 0.7 sigma in both passes (the previous form) 20.7 / 12.6; sigma / scale
+# 21.3 / 14.1, for -0.04 / -0.23 dB mean PSNR against the previous form (docs/evaluation/model-comparison.md).
+FINAL_PASS_NOISE_EXPONENT = 1.0
 # Pixels (slices x rows x columns of the input grid) per chunk of slices, and per group of blocks transformed at
 # once: the overlapping blocks take BLOCK^2 / STRIDE^2 = 16 floats per pixel of the group in each of the several
 # tensors alive at once (4 MB each per 256 x 256 slice). A GPU takes larger groups: fewer, larger kernels. Chunks only hold slices, so they
@@ -133,7 +135,9 @@ class MeasuredBandRestorer:
         self.measured, self.output, self.device = measured, output, torch.device(device)
         self.depth, self.halo, passes = DEPTH, DEPTH - 1, PASSES
         self.in_shape, self.out_shape = tuple(measured.shape[1:]), tuple(output.shape[1:])
-        self.sigma = float(sigma) * (1.0 if self.in_shape == self.out_shape else SUPER_RESOLUTION_NOISE_FACTOR)
+        scale = math.sqrt(self.out_shape[0] * self.out_shape[1] / (self.in_shape[0] * self.in_shape[1]))
+        # Noise each pass assumes: sigma, except the final pass when super-resolving (see FINAL_PASS_NOISE_EXPONENT).
+        self.sigmas = [float(sigma)] * (passes - 1) + [float(sigma) / scale**FINAL_PASS_NOISE_EXPONENT]
         # estimates[0]: the network's output on the input grid; estimates[k]: the k-th Wiener estimate.
         self.estimates = [self._allocate(measured.shape) for _ in range(passes)]
         self.measured_on_device = None  # on a GPU the input goes over once, not once per pass
@@ -165,7 +169,7 @@ class MeasuredBandRestorer:
         low, high = max(0, first - self.halo), min(self.measured.shape[0], last + self.halo)
         measured = self.measured_on_device if self.measured_on_device is not None else self.measured
         filtered = wiener_filter(self._tensor(measured[low:high]), self._tensor(self.estimates[source][low:high]),
-                                 self.sigma, self.depth)
+                                 self.sigmas[source], self.depth)
         return filtered[first - low : last - low]
 
     def advance(self, available: int) -> int:
