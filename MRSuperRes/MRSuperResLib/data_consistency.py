@@ -11,10 +11,10 @@ second time with the first estimate as pilot. Only the band the input measured i
 added beyond it (super-resolution) is kept as it is.
 
 Measured on the held-out volumes of `mrsuperres evaluate` with the quality model (docs/evaluation/
-model-comparison.md), against the previous 2D single-pass form (8 x 8 blocks): +1.4 dB mean PSNR at x1, +0.6 dB
+model-comparison.md), against the previous 2D single-pass form (8 x 8 blocks): +1.4 dB mean PSNR at x1, +0.5 dB
 at x2, +0.06 dB at x3, and the 3 mm lesion keeps its contrast at every scale (x2: 21.3 against 20.4; x3: 14.1
 against 12.5; three noise draws each). On the thick-slice GE series, where neighbouring slices differ more, it is
--0.51 to +0.13 dB from the 2D form per row (lowest at x3, SNR 10).
+-0.51 to +0.14 dB from the 2D form per row (lowest at x3, SNR 10).
 """
 
 import math
@@ -26,13 +26,17 @@ import torch.nn.functional as F
 from .degradation import fourier_resample
 
 BLOCK = 8  # in-plane block size (pixels)
-STRIDE = 2  # in-plane block stride
+STRIDE = 2  # in-plane block stride of the final pass
+# In-plane stride of the passes before it, which only make a pilot: a quarter of the blocks, -0.04 dB at x1 and
+# -0.02 dB at x2 mean PSNR (0.00 at x3); the step takes 15 s instead of 20-23 s on the 2-core CPU for 256 x 256 x 176
+# or 512 x 512 x 30 (docs/evaluation/model-comparison.md, benchmarks/results/data-consistency-cost-cpu.md).
+PILOT_PASS_STRIDE = 4
 DEPTH = 4  # slices per block (stride 1 across slices)
 PASSES = 2  # Wiener passes; each later pass uses the previous estimate as pilot
 # When super-resolving, the network's output under-represents small bright structures in the measured band, so
 # the final pass assumes sigma / scale^FINAL_PASS_NOISE_EXPONENT (sigma / 2 at x2, sigma / 3 at x3); earlier passes
 # assume sigma and keep their pilot clean. 3 mm lesion check, mean of three noise draws (limits 20.7 at x2, 13.7
-# at x3): final pass at sigma 18.5 / 10.4; 0.7 sigma in both passes (the previous form) 20.7 / 12.6; sigma / scale
+# at x3): final pass at sigma 18.5 / 10.3; 0.7 sigma in both passes (the previous form) 20.7 / 12.6; sigma / scale
 # 21.3 / 14.1, for -0.04 / -0.23 dB mean PSNR against the previous form (docs/evaluation/model-comparison.md).
 FINAL_PASS_NOISE_EXPONENT = 1.0
 # Pixels (slices x rows x columns of the input grid) per chunk of slices, and per group of blocks transformed at
@@ -138,6 +142,7 @@ class MeasuredBandRestorer:
         scale = math.sqrt(self.out_shape[0] * self.out_shape[1] / (self.in_shape[0] * self.in_shape[1]))
         # Noise each pass assumes: sigma, except the final pass when super-resolving (see FINAL_PASS_NOISE_EXPONENT).
         self.sigmas = [float(sigma)] * (passes - 1) + [float(sigma) / scale**FINAL_PASS_NOISE_EXPONENT]
+        self.strides = [PILOT_PASS_STRIDE] * (passes - 1) + [STRIDE]
         # estimates[0]: the network's output on the input grid; estimates[k]: the k-th Wiener estimate.
         self.estimates = [self._allocate(measured.shape) for _ in range(passes)]
         self.measured_on_device = None  # on a GPU the input goes over once, not once per pass
@@ -169,7 +174,7 @@ class MeasuredBandRestorer:
         low, high = max(0, first - self.halo), min(self.measured.shape[0], last + self.halo)
         measured = self.measured_on_device if self.measured_on_device is not None else self.measured
         filtered = wiener_filter(self._tensor(measured[low:high]), self._tensor(self.estimates[source][low:high]),
-                                 self.sigmas[source], self.depth)
+                                 self.sigmas[source], self.depth, stride=self.strides[source])
         return filtered[first - low : last - low]
 
     def advance(self, available: int) -> int:
