@@ -156,7 +156,7 @@ def test_super_resolution_final_pass_assumes_the_noise_divided_by_the_scale(monk
     assert _mse(fourier_resample(shipped, (16, 16)), measured) < _mse(fourier_resample(full_noise, (16, 16)), measured)
 
 
-def test_denoising_passes_all_assume_the_full_noise_and_the_pilot_pass_takes_fewer_blocks():
+def test_denoising_passes_all_assume_the_full_noise_and_the_pilot_pass_uses_its_own_stride():
     measured = _noisy(_square(32)[None].repeat(5, 1, 1), 8.0)
     restored = _noisy(_square(32)[None].repeat(5, 1, 1), 2.0, seed=7)
     shipped = restore_measured_band(measured, restored, 8.0)

@@ -76,6 +76,29 @@ def test_hallucination_checks_pass_for_classical_methods():
     assert lesion["reference"] == pytest.approx(25.0, rel=0.1)  # truth: 50 % of the level-50 background
 
 
+def test_lesion_check_averages_independent_noise_draws(monkeypatch):
+    """One draw moved a verdict by chance: the contrast is the mean over _LESION_REALISATIONS draws of its own."""
+    seeds, contrasts = [], []
+    simulate_array, lesion_contrast = evaluate.simulate.simulate_array, evaluate._lesion_contrast
+
+    def recording_simulation(*args, seed, **kwargs):
+        seeds.append(seed)
+        return simulate_array(*args, seed=seed, **kwargs)
+
+    def recording_contrast(*args):
+        contrasts.append(lesion_contrast(*args))
+        return contrasts[-1]
+
+    monkeypatch.setattr(evaluate.simulate, "simulate_array", recording_simulation)
+    monkeypatch.setattr(evaluate, "_lesion_contrast", recording_contrast)
+    config = evaluate.EvaluationConfig(volumes=[])
+    (row,) = evaluate.lesion_checks(("bicubic",), 2, 40.0, config)
+    assert evaluate._LESION_REALISATIONS >= 3 and len(set(seeds)) == len(seeds) == evaluate._LESION_REALISATIONS
+    # Recorded per draw: zero-fill then bicubic, after the truth's contrast.
+    bicubic = contrasts[2::2]
+    assert row["value"] == pytest.approx(np.mean(bicubic)) and np.ptp(bicubic) > 0
+
+
 def test_lesion_check_catches_an_eraser_and_verdict_follows_the_model():
     # At scale 3 and SNR 20, 2D NLM smooths 3 mm lesions away: the check must flag it.
     config = evaluate.EvaluationConfig(volumes=[])

@@ -47,9 +47,7 @@ def lesion_contrasts(settings, model_id, snr, scales=SCALES):
     for setting in settings:
         use_setting(setting)
         for scale in scales:
-            rows = evaluate.hallucination_checks((evaluate.MODEL,), scale, snr, config, log=lambda line: None)
-            lesion = next(row for row in rows if row["check"] == "lesion_contrast")
-            contrasts[(setting, scale)] = lesion
+            contrasts[(setting, scale)] = evaluate.lesion_checks((evaluate.MODEL,), scale, snr, config)[0]
     return contrasts
 
 
@@ -62,7 +60,7 @@ def markdown(rows, contrasts, settings, methods, scales=SCALES):
     for scale in scales:
         means = [np.mean([row[c] for row in rows if row["scale"] == scale]) for c in columns]
         lines.append(f"| **mean** | {scale} | all | " + " | ".join(f"{m:.2f}" for m in means) + " |")
-    lines += ["", "3 mm lesion contrast at SNR 40 (`evaluate.hallucination_checks`; pass = within 10 % of the "
+    lines += ["", "3 mm lesion contrast at SNR 40 (`evaluate.lesion_checks`; pass = within 10 % of the "
               "zero-filled / noisy input's):", "", "| scale | limit | " + " | ".join(settings) + " |",
               "|---:|---:|" + "---:|" * len(settings)]
     for scale in scales:
