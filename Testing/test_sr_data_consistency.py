@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from MRQualityMetricsLib.volume import make_ijk_to_ras
-from MRSuperResLib import data_consistency, inference, phantoms
+from MRSuperResLib import block_matching, data_consistency, inference, phantoms
+from MRSuperResLib.block_matching import block_matching_wiener
 from MRSuperResLib.data_consistency import MeasuredBandRestorer, dct_matrix, wiener_filter
 from MRSuperResLib.degradation import fft2c, fourier_resample
 
@@ -156,10 +157,46 @@ def test_super_resolution_final_pass_assumes_the_noise_divided_by_the_scale(monk
     assert _mse(fourier_resample(shipped, (16, 16)), measured) < _mse(fourier_resample(full_noise, (16, 16)), measured)
 
 
-def test_denoising_passes_all_assume_the_full_noise_and_the_pilot_pass_uses_its_own_stride():
+def test_denoising_final_pass_filters_groups_of_similar_blocks_at_the_full_noise():
     measured = _noisy(_square(32)[None].repeat(5, 1, 1), 8.0)
     restored = _noisy(_square(32)[None].repeat(5, 1, 1), 2.0, seed=7)
     shipped = restore_measured_band(measured, restored, 8.0)
     pilot = wiener_filter(measured, restored, 8.0, stride=data_consistency.PILOT_PASS_STRIDE)
-    expected = wiener_filter(measured, pilot, 8.0)
-    torch.testing.assert_close(shipped, expected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(shipped, block_matching_wiener(measured, pilot, 8.0, data_consistency.DEPTH),
+                               atol=1e-4, rtol=0)
+
+
+def test_denoising_with_fixed_blocks_uses_the_pilot_pass_stride(monkeypatch):
+    """Without block matching (and for slices smaller than a block) the fixed blocks denoise, as when
+    super-resolving."""
+    monkeypatch.setattr(data_consistency, "BLOCK_MATCHING_WHEN_DENOISING", False)
+    measured = _noisy(_square(32)[None].repeat(5, 1, 1), 8.0)
+    restored = _noisy(_square(32)[None].repeat(5, 1, 1), 2.0, seed=7)
+    shipped = restore_measured_band(measured, restored, 8.0)
+    pilot = wiener_filter(measured, restored, 8.0, stride=data_consistency.PILOT_PASS_STRIDE)
+    torch.testing.assert_close(shipped, wiener_filter(measured, pilot, 8.0), atol=1e-4, rtol=0)
+
+
+def test_slices_smaller_than_a_block_are_denoised_with_fixed_blocks():
+    measured = _noisy(_square(6)[None].repeat(5, 1, 1), 8.0)
+    restored = _noisy(_square(6)[None].repeat(5, 1, 1), 2.0, seed=7)
+    pilot = wiener_filter(measured, restored, 8.0, stride=data_consistency.PILOT_PASS_STRIDE)
+    torch.testing.assert_close(restore_measured_band(measured, restored, 8.0), wiener_filter(measured, pilot, 8.0),
+                               atol=1e-4, rtol=0)
+
+
+def test_denoising_streamed_in_small_steps_and_chunks_gives_the_one_go_result(monkeypatch):
+    """Block matching reaches further across slices (a group's blocks lie a slice off, and are searched from
+    there): the restorer's halo must cover it, so that chunk boundaries do not show."""
+    truth = _square(24)[None].repeat(13, 1, 1) * torch.linspace(0.5, 1.5, 13).view(-1, 1, 1)
+    measured = _noisy(truth, 6.0)
+    restored = _noisy(truth, 2.0, seed=6)
+    whole = restore_measured_band(measured, restored, 6.0)
+    monkeypatch.setattr(data_consistency, "CHUNK_PIXELS", 2 * 24 * 24)  # 2 slices per chunk
+    monkeypatch.setattr(block_matching, "MATCH_PIXELS", {"cpu": 24 * 24})  # 1 block window per match
+    monkeypatch.setattr(block_matching, "ELEMENTS_PER_GROUP", {"cpu": 1000})  # 1 group per transform
+    output = restored.numpy().copy()
+    restorer = MeasuredBandRestorer(measured.numpy(), output, 6.0, torch.device("cpu"))
+    finished = [restorer.advance(available) for available in (1, 3, 4, 8, 9, 13)]
+    assert finished == sorted(finished) and finished[-1] == 13 and finished[0] == 0
+    torch.testing.assert_close(torch.from_numpy(output), whole, atol=1e-3, rtol=0)

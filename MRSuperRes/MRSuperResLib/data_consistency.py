@@ -7,8 +7,9 @@ pilot says there is signal well above the noise (edges, small lesions), the meas
 says noise, the network's denoising stays. The blocks span neighbouring slices because anatomy continues from
 slice to slice while the noise does not: that redundancy is what a slice-by-slice network leaves unused. Blocks
 overlap (stride 1 across slices, 2 in-plane) and are averaged with BM3D's weights. The filter runs twice, the
-second time with the first estimate as pilot. Only the band the input measured is changed; what the network
-added beyond it (super-resolution) is kept as it is.
+second time with the first estimate as pilot. When denoising (x1) the final pass filters each block together with
+the blocks most like it (block_matching.py). Only the band the input measured is changed; what the network added
+beyond it (super-resolution) is kept as it is.
 
 Measured on the held-out volumes of `mrsuperres evaluate` with the quality model (docs/evaluation/
 model-comparison.md), against the previous 2D single-pass form (8 x 8 blocks): +1.4 dB mean PSNR at x1, +0.5 dB
@@ -23,7 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .block_matching import block_matching_wiener, slice_halo
 from .degradation import fourier_resample
+from .transforms import dct_matrix
 
 BLOCK = 8  # in-plane block size (pixels)
 STRIDE = 2  # in-plane block stride of the final pass
@@ -39,21 +42,18 @@ PASSES = 2  # Wiener passes; each later pass uses the previous estimate as pilot
 # at x3): final pass at sigma 18.5 / 10.3; 0.7 sigma in both passes (the previous form) 20.7 / 12.6; sigma / scale
 # 21.3 / 14.1, for -0.04 / -0.23 dB mean PSNR against the previous form (docs/evaluation/model-comparison.md).
 FINAL_PASS_NOISE_EXPONENT = 1.0
+# When denoising (x1), the final pass filters groups of similar blocks instead of single blocks (block_matching.py):
+# +0.45 dB mean PSNR at x1, +0.15 to +0.2 dB on the real GE series, for 27 s instead of 18 s of enhance() at x1 on
+# the 2-core CPU (256 x 256 x 176, fast model; 0.18 s for the step on an H100). When super-resolving it
+# gained under 0.1 dB and brought the x2 lesion to its limit, so there the fixed blocks stay
+# (docs/evaluation/model-comparison.md).
+BLOCK_MATCHING_WHEN_DENOISING = True
 # Pixels (slices x rows x columns of the input grid) per chunk of slices, and per group of blocks transformed at
 # once: the overlapping blocks take BLOCK^2 / STRIDE^2 = 16 floats per pixel of the group in each of the several
 # tensors alive at once (4 MB each per 256 x 256 slice). A GPU takes larger groups: fewer, larger kernels. Chunks only hold slices, so they
 # are large: each chunk recomputes the DEPTH - 1 block windows it shares with the previous one.
 CHUNK_PIXELS = 64 * 256 * 256
 GROUP_PIXELS = {"cpu": 4 * 256 * 256, "cuda": 32 * 256 * 256}
-
-
-def dct_matrix(size: int, device=None) -> torch.Tensor:
-    """Orthonormal DCT-II matrix (rows = frequencies): white noise keeps its variance per coefficient."""
-    k = torch.arange(size, dtype=torch.float64).view(-1, 1)
-    n = torch.arange(size, dtype=torch.float64).view(1, -1)
-    matrix = torch.cos(math.pi * (2 * n + 1) * k / (2 * size)) * math.sqrt(2.0 / size)
-    matrix[0] /= math.sqrt(2.0)
-    return matrix.to(device=device, dtype=torch.float32)
 
 
 def _blocks(images: torch.Tensor, block: int, stride: int):
@@ -137,8 +137,13 @@ class MeasuredBandRestorer:
 
     def __init__(self, measured: np.ndarray, output: np.ndarray, sigma: float, device):
         self.measured, self.output, self.device = measured, output, torch.device(device)
-        self.depth, self.halo, passes = DEPTH, DEPTH - 1, PASSES
+        self.depth, passes = DEPTH, PASSES
         self.in_shape, self.out_shape = tuple(measured.shape[1:]), tuple(output.shape[1:])
+        # Slices smaller than a block keep the fixed blocks, which pad them.
+        self.block_matching = (BLOCK_MATCHING_WHEN_DENOISING and self.in_shape == self.out_shape
+                               and min(self.in_shape) >= BLOCK)
+        # Slices beyond a chunk that its estimate depends on: a chunk is computed with them, then cropped.
+        self.halo = slice_halo(DEPTH) if self.block_matching else DEPTH - 1
         scale = math.sqrt(self.out_shape[0] * self.out_shape[1] / (self.in_shape[0] * self.in_shape[1]))
         # Noise each pass assumes: sigma, except the final pass when super-resolving (see FINAL_PASS_NOISE_EXPONENT).
         self.sigmas = [float(sigma)] * (passes - 1) + [float(sigma) / scale**FINAL_PASS_NOISE_EXPONENT]
@@ -173,8 +178,11 @@ class MeasuredBandRestorer:
         """Wiener estimate of slices first..last-1 from pilot estimates[source] (ready up to last + halo)."""
         low, high = max(0, first - self.halo), min(self.measured.shape[0], last + self.halo)
         measured = self.measured_on_device if self.measured_on_device is not None else self.measured
-        filtered = wiener_filter(self._tensor(measured[low:high]), self._tensor(self.estimates[source][low:high]),
-                                 self.sigmas[source], self.depth, stride=self.strides[source])
+        measured, pilot = self._tensor(measured[low:high]), self._tensor(self.estimates[source][low:high])
+        if self.block_matching and source == len(self.estimates) - 1:  # the final pass
+            filtered = block_matching_wiener(measured, pilot, self.sigmas[source], self.depth)
+        else:
+            filtered = wiener_filter(measured, pilot, self.sigmas[source], self.depth, stride=self.strides[source])
         return filtered[first - low : last - low]
 
     def advance(self, available: int) -> int:
