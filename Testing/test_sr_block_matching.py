@@ -66,7 +66,8 @@ def test_repeated_structure_is_denoised_better_than_with_single_blocks():
 
 def test_tiny_slices_take_smaller_groups_and_smaller_ones_are_refused():
     measured = 50 + 10 * _random((2, 8, 9), 7)
-    assert match_groups(measured, depth=2, first=0, last=1).shape == (2, 2, 3)  # one row, two columns of offsets
+    # Two references (columns 0 and 1), each with one row offset x two column offsets inside the slice.
+    assert match_groups(measured, depth=2, first=0, last=1).shape == (2, 2, 3)
     assert torch.isfinite(block_matching_wiener(measured, measured, 5.0, depth=4)).all()
     with pytest.raises(ValueError, match="smaller than the 8 x 8 blocks"):
         block_matching_wiener(torch.ones(3, 7, 20), torch.ones(3, 7, 20), 5.0, depth=4)

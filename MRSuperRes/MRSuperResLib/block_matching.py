@@ -10,8 +10,8 @@ back to their places with BM3D's weights (times a Kaiser window, which softens b
 Measured with the quality model on the held-out volumes of `mrsuperres evaluate` (docs/evaluation/
 model-comparison.md), as the final pass when denoising: +0.45 dB mean PSNR at x1 over the fixed blocks, +0.15 to
 +0.2 dB on the real GE series; enhance() at x1 takes 27 s instead of 18 s for 256 x 256 x 176 on the 2-core CPU
-(fast model), the step 0.18 s on an H100. When super-resolving it gained
-less than 0.1 dB and brought the 3 mm lesion to its limit, so data_consistency.py uses it for denoising (x1) only.
+(fast model), the step 0.18 s on an H100. When super-resolving it gained less than 0.1 dB and brought the 3 mm
+lesion to its limit, so data_consistency.py uses it for denoising (x1) only.
 """
 
 import numpy as np
@@ -31,8 +31,8 @@ NEIGHBOUR_SLICE_RADIUS = 1  # ...and in the windows one slice up and down,
 NEIGHBOUR_SEARCH_RADIUS = 2  # there within +-2 pixels
 GROUP_SIZE = 8  # blocks per group, the reference first
 KAISER_BETA = 2.0
-# Pixels (block windows x H x W) whose candidate distances are held at once: 323 offsets x 4 bytes per block
-# position, ~85 MB per 16 windows of 256 x 256 slices (positions every STEP pixels).
+# Pixels (block windows x H x W) matched at once. For 16 windows of 256 x 256 slices: 171 candidate offsets x 43 x 43
+# reference positions x 16 distances (20 MB), and squared differences of 19 slices x 11 column offsets (55 MB).
 MATCH_PIXELS = {"cpu": 16 * 256 * 256, "cuda": 64 * 256 * 256}
 # Group elements (blocks x pixels) filtered at once: one transform per group of this size.
 ELEMENTS_PER_GROUP = {"cpu": 4_000_000, "cuda": 64_000_000}
