@@ -105,3 +105,26 @@ def test_expected_run_time_comes_from_the_catalogue_timing(tmp_path):
     chosen = next(e["id"] for e in catalogue["models"] if not e["default_for"])
     assert dependencies.expectedRunSeconds((256, 256, 20), 2, chosen, models) == pytest.approx(
         (timing[chosen]["cpu_seconds_per_megavoxel"] * megavoxels, timing[chosen]["cuda_seconds_per_megavoxel"] * megavoxels))
+
+
+def test_expected_denoising_time_uses_its_own_rate_where_measured(tmp_path):
+    import json
+    import shutil
+
+    from MRSuperResLib import model_catalog
+
+    models = tmp_path / "models"
+    shutil.copytree(model_catalog.DEFAULT_MODELS_DIR, models)
+    catalogue = json.loads((models / "Models.json").read_text())
+    for entry in catalogue["models"]:
+        entry["timing"] = {"cpu_seconds_per_megavoxel": 1.0, "cuda_seconds_per_megavoxel": 0.01}
+    chosen, other = catalogue["models"][0], catalogue["models"][1]
+    chosen["timing"].update(cpu_denoise_seconds_per_megavoxel=3.0, cuda_denoise_seconds_per_megavoxel=0.05)
+    (models / "Models.json").write_text(json.dumps(catalogue))
+    megavoxels = 256 * 256 * 20 / 1e6
+    assert dependencies.expectedRunSeconds((256, 256, 20), 1, chosen["id"], models) == pytest.approx(
+        (3.0 * megavoxels, 0.05 * megavoxels))
+    assert dependencies.expectedRunSeconds((256, 256, 20), 2, chosen["id"], models) == pytest.approx(
+        (1.0 * 4 * megavoxels, 0.01 * 4 * megavoxels))  # super-resolving keeps the general rate
+    assert dependencies.expectedRunSeconds((256, 256, 20), 1, other["id"], models) == pytest.approx(
+        (1.0 * megavoxels, 0.01 * megavoxels))  # no denoising rate measured: the general one

@@ -196,7 +196,10 @@ def expectedSeconds(secondsPerMegavoxel, outputVoxels):
 def expectedRunSeconds(dimensions, scale, modelId=None, modelsDir=None):
     """(CPU seconds, GPU seconds) expected for a volume of dimensions (i, j, k) from the measured timings of
     the model catalogue: entry "timing": {"cpu_seconds_per_megavoxel": ..., "cuda_seconds_per_megavoxel": ...}
-    (of output voxels). Each is None when the catalogue has no measurement for that device."""
+    (of output voxels, measured super-resolving). Denoising (scale 1) has rates of its own where measured,
+    "cpu_denoise_seconds_per_megavoxel" / "cuda_denoise_...": per output voxel it costs 2-3 x more, because the
+    data-consistency step works on the input's voxels and filters groups of similar blocks there. Each is None
+    when the catalogue has no measurement for that device."""
     from MRSuperResLib import model_catalog
 
     outputVoxels = math.prod(int(n) for n in dimensions) * int(scale) ** 2
@@ -204,5 +207,6 @@ def expectedRunSeconds(dimensions, scale, modelId=None, modelsDir=None):
     for device in ("cpu", "cuda"):
         info = model_catalog.get_model(modelId or None, device, modelsDir)
         timing = info.details.get("timing", {})
-        seconds.append(expectedSeconds(timing.get(f"{device}_seconds_per_megavoxel"), outputVoxels))
+        rate = timing.get(f"{device}_denoise_seconds_per_megavoxel") if int(scale) == 1 else None
+        seconds.append(expectedSeconds(rate or timing.get(f"{device}_seconds_per_megavoxel"), outputVoxels))
     return tuple(seconds)
