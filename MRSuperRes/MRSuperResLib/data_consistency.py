@@ -43,9 +43,9 @@ PASSES = 2  # Wiener passes; each later pass uses the previous estimate as pilot
 # 21.3 / 14.1, for -0.04 / -0.23 dB mean PSNR against the previous form (docs/evaluation/model-comparison.md).
 FINAL_PASS_NOISE_EXPONENT = 1.0
 # When denoising (x1), the final pass filters groups of similar blocks instead of single blocks (block_matching.py):
-# +0.45 dB mean PSNR at x1, +0.15 to +0.2 dB on the real GE series, for 27 s instead of 18 s of enhance() at x1 on
-# the 2-core CPU (256 x 256 x 176, fast model; 0.18 s for the step on an H100). When super-resolving it
-# gained under 0.1 dB and brought the x2 lesion to its limit, so there the fixed blocks stay
+# +0.45 dB mean PSNR at x1, +0.15 to +0.2 dB on the real GE series, for 24-28 s instead of 18 s of enhance() at x1
+# on the 2-core CPU (256 x 256 x 176, fast model; 0.18 s for the step on an H100). When super-resolving it gained
+# under 0.1 dB and brought the x2 lesion to its limit, so there the fixed blocks stay
 # (docs/evaluation/model-comparison.md).
 BLOCK_MATCHING_WHEN_DENOISING = True
 # Pixels (slices x rows x columns of the input grid) per chunk of slices, and per group of blocks transformed at
