@@ -52,7 +52,8 @@ class MRSuperRes(ScriptedLoadableModule):
         self.parent.helpText = _("""
 In-plane super-resolution (x2, x3) and denoising of MR images with a MONAI network trained on physically simulated
 k-space degradation, followed by a Wiener data-consistency step that keeps what the input measured reliably (small
-lesions, fine detail) and denoises further with what neighbouring slices share. The result is a new volume next to the input, shown under the input at 50 % for comparison.
+lesions, fine detail) and denoises further with what neighbouring slices share. The result is a new volume next to
+the input, shown under the input at 50 % for comparison.
 Measure the effect objectively with the MR Quality Metrics module (same lines and regions on both volumes).
 Needs the PyTorch extension; runs on a CUDA GPU when available, else on the CPU (slower).
 """)

@@ -2,11 +2,12 @@
 3 mm lesion contrast check, the numbers behind the choices in MRSuperResLib/data_consistency.py.
 
 Same truths, crops, seeds and PSNR as `mrsuperres evaluate --max-slices 8 --scale 1 2 3` (as in
-compare_models.py). A setting is DEPTH:PASSES:EXPONENT: slices per block, Wiener passes, and the exponent of the
-final pass's noise, sigma / scale^EXPONENT when super-resolving (1:1:0 is the first, 2D single-pass form; 4:2:1 is
-what ships).
+compare_models.py). A setting is DEPTH:PASSES:EXPONENT[:GROUPS]: slices per block, Wiener passes, the exponent of
+the final pass's noise, sigma / scale^EXPONENT when super-resolving, and whether the final pass filters groups of
+similar blocks when denoising (1, the default, or 0: fixed blocks). 1:1:0:0 is the first, 2D single-pass form;
+4:2:1 is what ships.
 
-    python scripts/compare_wiener_settings.py --settings 1:1:0 4:2:0 4:2:1 --output wiener.md
+    python scripts/compare_wiener_settings.py --settings 1:1:0:0 4:2:0 4:2:1 --output wiener.md
 """
 
 import argparse
@@ -21,10 +22,11 @@ SCALES = (1, 2, 3)
 
 
 def use_setting(setting):
-    """Make inference's Wiener step use DEPTH:PASSES:EXPONENT (module state: one setting at a time)."""
-    depth, passes, exponent = setting.split(":")
+    """Make inference's Wiener step use DEPTH:PASSES:EXPONENT[:GROUPS] (module state: one setting at a time)."""
+    depth, passes, exponent, *groups = setting.split(":")
     data_consistency.DEPTH, data_consistency.PASSES = int(depth), int(passes)
     data_consistency.FINAL_PASS_NOISE_EXPONENT = float(exponent)
+    data_consistency.BLOCK_MATCHING_WHEN_DENOISING = bool(int(groups[0])) if groups else True
 
 
 def psnr_rows(settings, methods, model_id, snrs, max_slices, scales=SCALES, log=print):
@@ -73,7 +75,7 @@ def markdown(rows, contrasts, settings, methods, scales=SCALES):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", nargs="+", required=True, metavar="DEPTH:PASSES:EXPONENT")
+    parser.add_argument("--settings", nargs="+", required=True, metavar="DEPTH:PASSES:EXPONENT[:GROUPS]")
     parser.add_argument("--model", default="mrsr-unet32-2d-v3")
     parser.add_argument("--baselines", nargs="*", default=["zero_fill", "nlm"], choices=list(baselines.METHODS))
     parser.add_argument("--snr", nargs="+", type=float, default=[10.0, 20.0, 40.0])

@@ -89,9 +89,7 @@ def match_groups(pilot: torch.Tensor, depth: int, first: int, last: int) -> torc
         # (row offset, column offset, block start, block row, block column); inf = candidate outside the stack.
         found = torch.full((len(span), len(span), last - first, len(tops), len(lefts)), float("inf"), device=device)
         low, high = max(first, -slice_offset), min(last, slices - depth + 1 - slice_offset)
-        for row_index, row_offset in enumerate(span.tolist()):
-            if high <= low:
-                break
+        for row_index, row_offset in enumerate(span.tolist() if high > low else []):
             # Every column offset at once, as a view: (slices, column offsets, H, W).
             shifted = padded[low + slice_offset : high + slice_offset + depth - 1,
                              radius + row_offset : radius + row_offset + rows, radius - search : radius + search + cols]

@@ -1,15 +1,15 @@
 """Data consistency after the network: the measured k-space band comes back from the input, Wiener-weighted.
 
-The network's output is used as the pilot of an empirical Wiener filter (the second step of BM3D/BM4D, without
-block matching): on the input's own grid, every block of 4 neighbouring slices x 8 x 8 pixels of the input is
-taken to the 3D DCT domain and each coefficient kept in proportion pilot^2 / (pilot^2 + sigma^2). Where the
-pilot says there is signal well above the noise (edges, small lesions), the measured value comes back; where it
-says noise, the network's denoising stays. The blocks span neighbouring slices because anatomy continues from
-slice to slice while the noise does not: that redundancy is what a slice-by-slice network leaves unused. Blocks
-overlap (stride 1 across slices, 2 in-plane) and are averaged with BM3D's weights. The filter runs twice, the
-second time with the first estimate as pilot. When denoising (x1) the final pass filters each block together with
-the blocks most like it (block_matching.py). Only the band the input measured is changed; what the network added
-beyond it (super-resolution) is kept as it is.
+The network's output is used as the pilot of an empirical Wiener filter (the second step of BM3D/BM4D; without
+block matching when super-resolving): on the input's own grid, every block of 4 neighbouring slices x 8 x 8 pixels
+of the input is taken to the 3D DCT domain and each coefficient kept in proportion pilot^2 / (pilot^2 + sigma^2).
+Where the pilot says there is signal well above the noise (edges, small lesions), the measured value comes back;
+where it says noise, the network's denoising stays. The blocks span neighbouring slices because anatomy continues
+from slice to slice while the noise does not: that redundancy is what a slice-by-slice network leaves unused.
+Blocks overlap (stride 1 across slices, 2 in-plane) and are averaged with BM3D's weights. The filter runs twice,
+the second time with the first estimate as pilot. When denoising (x1) the final pass filters each block together
+with the blocks most like it (block_matching.py). Only the band the input measured is changed; what the network
+added beyond it (super-resolution) is kept as it is.
 
 Measured on the held-out volumes of `mrsuperres evaluate` with the quality model (docs/evaluation/
 model-comparison.md), against the previous 2D single-pass form (8 x 8 blocks): +1.4 dB mean PSNR at x1, +0.5 dB
@@ -50,8 +50,8 @@ FINAL_PASS_NOISE_EXPONENT = 1.0
 BLOCK_MATCHING_WHEN_DENOISING = True
 # Pixels (slices x rows x columns of the input grid) per chunk of slices, and per group of blocks transformed at
 # once: the overlapping blocks take BLOCK^2 / STRIDE^2 = 16 floats per pixel of the group in each of the several
-# tensors alive at once (4 MB each per 256 x 256 slice). A GPU takes larger groups: fewer, larger kernels. Chunks only hold slices, so they
-# are large: each chunk recomputes the DEPTH - 1 block windows it shares with the previous one.
+# tensors alive at once (4 MB each per 256 x 256 slice). A GPU takes larger groups: fewer, larger kernels. Chunks
+# only hold slices, so they are large: each chunk recomputes the halo of block windows it shares with its neighbours.
 CHUNK_PIXELS = 64 * 256 * 256
 GROUP_PIXELS = {"cpu": 4 * 256 * 256, "cuda": 32 * 256 * 256}
 
@@ -130,8 +130,9 @@ class MeasuredBandRestorer:
     """The Wiener step over a whole volume, streamed behind the network as its output arrives.
 
     measured: (S, r, c) input slices on their own grid; output: (S, R, C) float32 network output, corrected in
-    place; sigma: noise SD of the input. Each pass needs its pilot DEPTH - 1 slices ahead, so a slice is final
-    once the network has reached PASSES x (DEPTH - 1) slices further (or the end of the volume). Memory on the
+    place; sigma: noise SD of the input. Each pass needs its pilot a halo of slices ahead (DEPTH - 1; more for the
+    grouped pass), so a slice is final once the network has reached the sum of the halos further (or the end of
+    the volume). Memory on the
     device (the host if it is full): PASSES arrays of the input's size, plus the input itself on a GPU.
     """
 
@@ -142,12 +143,12 @@ class MeasuredBandRestorer:
         # Slices smaller than a block keep the fixed blocks, which pad them.
         self.block_matching = (BLOCK_MATCHING_WHEN_DENOISING and self.in_shape == self.out_shape
                                and min(self.in_shape) >= BLOCK)
-        # Slices beyond a chunk that its estimate depends on: a chunk is computed with them, then cropped.
-        self.halo = slice_halo(DEPTH) if self.block_matching else DEPTH - 1
         scale = math.sqrt(self.out_shape[0] * self.out_shape[1] / (self.in_shape[0] * self.in_shape[1]))
         # Noise each pass assumes: sigma, except the final pass when super-resolving (see FINAL_PASS_NOISE_EXPONENT).
         self.sigmas = [float(sigma)] * (passes - 1) + [float(sigma) / scale**FINAL_PASS_NOISE_EXPONENT]
         self.strides = [PILOT_PASS_STRIDE] * (passes - 1) + [STRIDE]
+        # Slices beyond a chunk that each pass's estimate depends on: a chunk is computed with them, then cropped.
+        self.halos = [DEPTH - 1] * (passes - 1) + [slice_halo(DEPTH) if self.block_matching else DEPTH - 1]
         # estimates[0]: the network's output on the input grid; estimates[k]: the k-th Wiener estimate.
         self.estimates = [self._allocate(measured.shape) for _ in range(passes)]
         self.measured_on_device = None  # on a GPU the input goes over once, not once per pass
@@ -175,11 +176,12 @@ class MeasuredBandRestorer:
         return [(start, min(last, start + step)) for start in range(first, last, step)]
 
     def _estimate(self, source, first, last):
-        """Wiener estimate of slices first..last-1 from pilot estimates[source] (ready up to last + halo)."""
-        low, high = max(0, first - self.halo), min(self.measured.shape[0], last + self.halo)
+        """Wiener estimate of slices first..last-1 from pilot estimates[source] (ready up to last + its halo)."""
+        halo = self.halos[source]
+        low, high = max(0, first - halo), min(self.measured.shape[0], last + halo)
         measured = self.measured_on_device if self.measured_on_device is not None else self.measured
         measured, pilot = self._tensor(measured[low:high]), self._tensor(self.estimates[source][low:high])
-        if self.block_matching and source == len(self.estimates) - 1:  # the final pass
+        if self.block_matching and source == len(self.estimates) - 1:  # the final pass when denoising
             filtered = block_matching_wiener(measured, pilot, self.sigmas[source], self.depth)
         else:
             filtered = wiener_filter(measured, pilot, self.sigmas[source], self.depth, stride=self.strides[source])
@@ -196,7 +198,7 @@ class MeasuredBandRestorer:
         passes = len(self.estimates)
         for stage in range(1, passes + 1):
             source_ready = self.ready[stage - 1]
-            target = total if source_ready == total else max(self.ready[stage], source_ready - self.halo)
+            target = total if source_ready == total else max(self.ready[stage], source_ready - self.halos[stage - 1])
             if target < total and target - self.ready[stage] < self._chunk_slices():
                 continue  # wait for a whole chunk: short ones would recompute the shared block windows each time
             for first, last in self._chunks(self.ready[stage], target):
