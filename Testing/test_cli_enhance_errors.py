@@ -174,7 +174,8 @@ def test_dicom_output_into_a_non_empty_folder_is_refused_before_processing(tmp_p
 
 
 @pytest.mark.parametrize("argv", [["--denoise", "1.5"], ["--denoise", "-0.1"], ["--scale", "4"],
-                                  ["--batch-size", "0"], ["--device", "tpu"], ["--slice-axis", "x"]])
+                                  ["--batch-size", "0"], ["--device", "tpu"], ["--slice-axis", "x"],
+                                  ["--acquired-matrix", "256"], ["--acquired-matrix", "0x64"]])
 def test_out_of_range_options_are_usage_errors(tmp_path, capsys, volume_file, argv):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["enhance", str(volume_file), "--output", str(tmp_path / "o.nii.gz"), *argv])

@@ -15,7 +15,7 @@ import torch
 from MRSuperResLib import phantoms
 from MRSuperResLib.network import RestorationNet, parameter_count
 from MRSuperResLib.noise_estimation import estimate_noise_sigma_blind
-from MRSuperResLib.train import DEFAULT_CONFIG, _flipped, load_config, train, training_loss
+from MRSuperResLib.train import DEFAULT_CONFIG, _flipped, detail_weights, load_config, train, training_loss
 from MRSuperResLib.training_data import TEMPLATE_FILES
 from MRSuperResLib.training_pairs import SCALES, make_training_pairs
 
@@ -171,8 +171,19 @@ def test_training_loss_is_the_configured_error_and_unknown_losses_are_rejected()
     assert training_loss(prediction, target, "l1").item() == pytest.approx(4 / 3)
     assert training_loss(prediction, target, "l2").item() == pytest.approx(10 / 3)
     assert load_config(None, {"loss": "l2"})["loss"] == "l2"
+    # Weighted: the error where the weight is 3 counts three times.
+    assert training_loss(prediction, target, "l1", torch.tensor([1.0, 1.0, 3.0])).item() == pytest.approx(10 / 5)
     with pytest.raises(ValueError, match="loss must be one of"):
         load_config(None, {"loss": "huber"})
+
+
+def test_detail_weights_rise_on_fine_structure_only():
+    truth = torch.zeros(1, 1, 9, 9)
+    truth[0, 0, 4, 4] = 1.0  # a one-pixel spot on a flat background
+    weights = detail_weights(truth, 10.0)
+    assert weights[0, 0, 4, 4].item() == pytest.approx(1 + 10 * 8 / 9)
+    assert weights[0, 0, 0, 0].item() == 1.0 and weights.min().item() == 1.0
+    assert detail_weights(truth, 0.0) is None
 
 
 def test_repeated_degradations_see_flipped_and_transposed_batches():
@@ -196,11 +207,12 @@ def test_smoke_training_writes_loadable_weights_card_and_log(tmp_path, monkeypat
     config = load_config(overrides={
         "model_id": "smoke-unet16", "architecture": "unet16", "synth_size": 64, "crop": 48, "batch_size": 2,
         "max_steps": 3, "time_limit_minutes": 1, "log_every": 1, "degradations_per_batch": 2, "loss": "l2",
-        "lesions": {"count": 1},
+        "lesions": {"count": 1}, "detail_weight": 2.0,
     })
     losses, lesions = [], []  # what the training loop and the slice synthesizers actually got
     monkeypatch.setattr(train_module, "training_loss",
-                        lambda prediction, target, kind: losses.append(kind) or training_loss(prediction, target, kind))
+                        lambda prediction, target, kind, weight: losses.append((kind, weight is not None))
+                        or training_loss(prediction, target, kind, weight))
 
     class RecordingSynthesizer(training_data.SliceSynthesizer):
         def __init__(self, *args, **kwargs):
@@ -210,7 +222,7 @@ def test_smoke_training_writes_loadable_weights_card_and_log(tmp_path, monkeypat
     monkeypatch.setattr(training_data, "SliceSynthesizer", RecordingSynthesizer)
     messages = []
     summary = train(TEMPLATE_DIR, tmp_path, config, log=messages.append)
-    assert losses == ["l2"] * 3 and lesions == [1, 1]  # training and validation synthesizers
+    assert losses == [("l2", True)] * 3 and lesions == [1, 1]  # training and validation synthesizers
     assert summary.steps == 3 and summary.model_id == "smoke-unet16"
     assert np.isfinite(summary.final_loss) and np.isfinite(summary.validation_l1_model)
 

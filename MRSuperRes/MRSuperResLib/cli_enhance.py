@@ -39,6 +39,18 @@ def _positive_int(text):
     return value
 
 
+def _acquired_matrix(text):
+    import argparse
+
+    from .acquired_matrix import parse_acquired_matrix
+
+    try:
+        parse_acquired_matrix(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def add_arguments(parser):
     parser.add_argument("input", help="input volume file or DICOM series folder")
     parser.add_argument("--output", "-o", required=True,
@@ -55,6 +67,9 @@ def add_arguments(parser):
     parser.add_argument("--model", default=None, metavar="ID", help="model id from Models.json (default model)")
     parser.add_argument("--network-only", action="store_true",
                         help="skip the data-consistency step that keeps what the input measured (for comparisons)")
+    parser.add_argument("--acquired-matrix", type=_acquired_matrix, default="auto", metavar="auto|off|ROWSxCOLS",
+                        help="matrix the scanner acquired the slices with, when it zero-filled them onto a finer grid: "
+                             "auto (detect from the spectrum, default), off (the grid as measured) or e.g. 256x192")
     parser.add_argument("--series", "--series-uid", dest="series", default=None, metavar="UID",
                         help="SeriesInstanceUID to read when the DICOM folder holds several series")
     parser.add_argument("--output-format", choices=("auto", "file", "dicom"), default="auto",
@@ -134,7 +149,8 @@ def derivation_text(model_id, scale, denoise, slice_axis, data_consistency=True)
 
 
 def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", slice_axis="auto", batch_size=None,
-                 model_id=None, series_uid=None, output_format="auto", progress=None, data_consistency=True):
+                 model_id=None, series_uid=None, output_format="auto", progress=None, data_consistency=True,
+                 acquired_matrix="auto"):
     """Read, enhance and write; returns (output Volume, model id, output format). Raises ValueError on bad input."""
     import numpy as np
 
@@ -156,7 +172,7 @@ def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", s
     model = inference.model_for(model_id, device)
     result = inference.enhance_volume(
         volume, scale=scale, denoise=denoise, device=device, slice_axis=slice_axis, batch_size=batch_size,
-        model_id=model.id, progress=progress, data_consistency=data_consistency,
+        model_id=model.id, progress=progress, data_consistency=data_consistency, acquired_matrix=acquired_matrix,
     )
     if output_format == "file":
         write_volume(result, output_path)
@@ -184,7 +200,7 @@ def run(args) -> int:
             args.input, args.output, scale=args.scale, denoise=args.denoise, device=args.device,
             slice_axis=args.slice_axis, batch_size=args.batch_size, model_id=args.model, series_uid=args.series,
             output_format=args.output_format, progress=None if args.quiet else ProgressBar(),
-            data_consistency=not args.network_only,
+            data_consistency=not args.network_only, acquired_matrix=args.acquired_matrix,
         )
     if not args.quiet:
         size = "x".join(str(n) for n in reversed(result.array.shape))

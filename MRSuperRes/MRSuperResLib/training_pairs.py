@@ -98,5 +98,6 @@ def make_training_pairs(clean: torch.Tensor, generator: torch.Generator, crop: i
         "inputs": inputs,
         "condition": strength * estimate,
         "target": truth[:, centre_slice] + kept_noise,
+        "truth": truth[:, centre_slice],
         "scale": scale,
     }
