@@ -15,6 +15,7 @@ from MRQualityMetricsLib.volume import make_ijk_to_ras
 from MRSuperResLib import inference, phantoms
 from MRSuperResLib.acquired_matrix import detect_acquired_matrix, parse_acquired_matrix
 from MRSuperResLib.degradation import acquire, sigma_for_snr
+from MRSuperResLib.fidelity import psnr
 
 SAMPLE = Path(__file__).resolve().parents[1] / "MRSuperRes" / "Resources" / "SampleData" / "GEBrainPD"
 GRID = (256, 256)
@@ -78,10 +79,6 @@ def test_parse_acquired_matrix_rejects_bad_values(bad):
         parse_acquired_matrix(bad)
 
 
-def _psnr(out, truth):
-    return 10 * np.log10(truth.max() ** 2 / np.mean((out - truth) ** 2))
-
-
 def test_enhance_restores_a_zero_filled_series_from_its_acquired_matrix(ge_truth):
     """x1 on a series zero-filled x2 by the scanner: detected, restored as x2 from 128 x 128, closer to the truth
     than when the grid is taken as measured; the output grid and geometry are the input's either way."""
@@ -97,11 +94,23 @@ def test_enhance_restores_a_zero_filled_series_from_its_acquired_matrix(ge_truth
     given, _ = inference.enhance(scan, geometry, acquired_matrix=(128, 128), **kwargs)
     assert auto.shape == measured.shape == given.shape == truth.shape
     np.testing.assert_array_equal(auto_geometry, measured_geometry)
-    assert _psnr(given, truth) > _psnr(measured, truth) + 0.1
-    assert _psnr(auto, truth) > _psnr(measured, truth) + 0.1
+    assert psnr(given, truth) > psnr(measured, truth) + 0.1
+    assert psnr(auto, truth) > psnr(measured, truth) + 0.1
 
 
 def test_enhance_rejects_an_acquired_matrix_larger_than_the_grid():
     with pytest.raises(ValueError, match="larger than the slices' grid"):
         inference.enhance(np.ones((3, 32, 32), np.float32), make_ijk_to_ras((1, 1, 3)), scale=1,
                           acquired_matrix=(64, 32), model_id="mrsr-unet16-2p5d-v7", device="cpu")
+
+
+def test_cropping_to_the_acquired_matrix_in_chunks_equals_one_go(monkeypatch, ge_truth):
+    from MRSuperResLib.degradation import fourier_resample
+
+    scan = _scan(ge_truth, (128, 96), 40.0)
+    monkeypatch.setattr(inference, "CROP_SLICES", 4)  # 6 slices: a whole chunk and a partial one
+    cropped = inference._from_acquired_matrix(scan, (128, 96))
+    expected = fourier_resample(torch.from_numpy(scan), (128, 96)).numpy()
+    assert cropped.shape == (6, 128, 96)
+    np.testing.assert_allclose(cropped, expected, atol=1e-3)
+    assert inference._from_acquired_matrix(scan, "off") is scan

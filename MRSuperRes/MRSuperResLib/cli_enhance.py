@@ -45,10 +45,9 @@ def _acquired_matrix(text):
     from .acquired_matrix import parse_acquired_matrix
 
     try:
-        parse_acquired_matrix(text)
+        return parse_acquired_matrix(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-    return text
 
 
 def add_arguments(parser):

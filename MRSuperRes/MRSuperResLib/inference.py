@@ -12,10 +12,18 @@ import warnings
 
 import numpy as np
 
-from .simulate import array_axis, check_volume_array, in_plane_shape, resampled_geometry, resolve_slice_axis
+from .simulate import (
+    array_axis,
+    check_volume_array,
+    in_plane_shape,
+    resampled_geometry,
+    resolve_slice_axis,
+    spread_slices,
+)
 
 SCALES = (1, 2, 3)
 NOISE_SLICES = 24
+CROP_SLICES = 32  # slices per k-space crop of a scanner-zero-filled input
 _MODEL_CACHE = {}
 
 
@@ -110,7 +118,7 @@ def _volume_noise_sigma(stack, out_rows_cols, device):
     from .noise_estimation import estimate_noise_sigma_blind
 
     # Noise is one level for the whole volume: a spread-out subset of slices estimates it as well as all of them.
-    subset = stack[np.unique(np.linspace(0, stack.shape[0] - 1, min(stack.shape[0], NOISE_SLICES)).round().astype(int))]
+    subset = spread_slices(stack, NOISE_SLICES)
     estimates = []
     for start in range(0, subset.shape[0], 8):
         input_grid = _to_device(subset[start : start + 8], device)
@@ -141,7 +149,12 @@ def _from_acquired_matrix(stack, acquired_matrix):
                       "measured)", stacklevel=3)
     import torch
 
-    return fourier_resample(torch.from_numpy(np.ascontiguousarray(stack)), acquired).numpy()
+    # A few slices at a time: the whole stack's complex spectrum would take 4 x its memory at once.
+    cropped = np.empty((stack.shape[0], *acquired), dtype=np.float32)
+    for first in range(0, stack.shape[0], CROP_SLICES):
+        chunk = torch.from_numpy(np.ascontiguousarray(stack[first : first + CROP_SLICES]))
+        cropped[first : first + CROP_SLICES] = fourier_resample(chunk, acquired).numpy()
+    return cropped
 
 
 def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, device):

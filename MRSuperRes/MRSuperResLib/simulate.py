@@ -53,6 +53,13 @@ def array_axis(voxel_axis: int) -> int:
     return 2 - voxel_axis
 
 
+def spread_slices(stack, limit: int):
+    """Up to `limit` slices of an (S, ...) stack, evenly spread from the first to the last (for estimates that
+    one subset of the volume gives as well as all of it)."""
+    count = stack.shape[0]
+    return stack[np.unique(np.linspace(0, count - 1, min(count, limit)).round().astype(int))]
+
+
 def in_plane_shape(shape_kji, slice_voxel_axis: int, scale: float) -> tuple:
     """Output array shape [k, j, i] after resampling the in-plane axes by `scale` (round(n * scale))."""
     out = list(shape_kji)
