@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pydicom
 import pytest
+from enhanced_dicom import write_enhanced_copy
 from sample_series import copy_sample_slices, tree_checksums
 
 from MRQualityMetricsLib.volume import Volume
@@ -101,6 +102,22 @@ def test_dicom_series_out_matches_the_nifti_out(crop, tmp_path, capsys):
     assert header.SeriesDescription.endswith(" enhanced x2")
     assert CPU_MODEL in header.DerivationDescription and "x2" in header.DerivationDescription
     assert tree_checksums(folder) == before
+
+
+def test_enhanced_multiframe_dicom_in_matches_the_classic_series(crop, tmp_path, capsys):
+    folder, _, _ = crop
+    path, _ = write_enhanced_copy(tmp_path / "enhanced" / "mr.dcm", slices=(11, 12, 13), frame_order=(2, 0, 1))
+    before = tree_checksums(path.parent)
+    for source, output in ((folder, "classic.nii.gz"), (path.parent, "enhanced.nii.gz")):
+        code, out, err = run_cli(capsys, source, "--output", tmp_path / output, "--device", "cpu", "--quiet")
+        assert (code, out, err) == (0, "", "")
+    classic, enhanced = read_volume(tmp_path / "classic.nii.gz"), read_volume(tmp_path / "enhanced.nii.gz")
+    np.testing.assert_allclose(enhanced.ijk_to_ras, classic.ijk_to_ras, atol=1e-3)  # ITK: spacing of 2 slices
+    np.testing.assert_allclose(enhanced.array, classic.array, atol=1e-3 * classic.array.max())
+    # A derived DICOM series of an enhanced source is refused before the enhancement runs.
+    code, _, err = run_cli(capsys, path.parent, "--output", tmp_path / "series", "--device", "cpu", "--quiet")
+    assert code != 0 and "enhanced (multi-frame) DICOM" in err and "NIfTI or NRRD" in err
+    assert not (tmp_path / "series").exists() and tree_checksums(path.parent) == before
 
 
 def test_non_mr_dicom_is_enhanced_with_a_warning(tmp_path, capsys):

@@ -188,3 +188,25 @@ def test_output_sits_in_the_input_study_with_its_transform_and_display(slicerApp
         assert compositeNode.GetForegroundOpacity() == pytest.approx(0.5)
     # A second output of the same input gets a unique name.
     assert mrml_nodes.createOutputVolumeNode(inputNode, 2).GetName() != outputNode.GetName()
+
+
+def test_stated_acquisition_matrix_comes_from_the_nodes_dicom_instance(slicerApp, tmp_path):
+    """As Slicer's DICOM module leaves it: instance UIDs in the node's attribute, files in the DICOM database."""
+    import pydicom
+    from sample_series import copy_sample_slices
+
+    def zero_filled(dataset, position):
+        dataset.AcquisitionMatrix = [0, 128, 96, 0]
+
+    folder = copy_sample_slices(tmp_path / "dicom", (7, 8), edit=zero_filled)
+    files = {str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID): str(path)
+             for path in sorted(folder.glob("*.dcm"))}
+    node = slicerApp.addVolumeFromArrayAndGeometry(np.zeros((2, 256, 256), np.int16), np.eye(4), "dicom")
+    assert mrml_nodes.statedAcquisitionMatrix(node, files.get) is None  # not loaded from DICOM
+    node.SetAttribute("DICOM.instanceUIDs", " ".join(files))
+    assert mrml_nodes.statedAcquisitionMatrix(node, files.get) == (128, 96)
+    assert mrml_nodes.statedAcquisitionMatrix(node, {}.get) is None  # not in the database
+    assert mrml_nodes.statedAcquisitionMatrix(node) is None  # no Slicer DICOM database on the bare core
+    small = slicerApp.addVolumeFromArrayAndGeometry(np.zeros((2, 100, 100), np.int16), np.eye(4), "resampled")
+    small.SetAttribute("DICOM.instanceUIDs", " ".join(files))
+    assert mrml_nodes.statedAcquisitionMatrix(small, files.get) is None  # its slices are not the DICOM images

@@ -2,15 +2,18 @@
 
 - Series are found by SeriesInstanceUID among the DICOM image files directly in the folder (pydicom headers;
   GDCM's own scan is much slower on some files) and the pixels are read by SimpleITK's ImageSeriesReader (GDCM).
+  Enhanced (multi-frame) files contribute one plane per frame, with the geometry and rescale of its functional
+  groups (dicom_frames.py); their frames are stacked here in slice order.
   Several series and no series_uid -> ValueError listing every UID with its description and file count; an
   unknown series_uid -> the same list.
-- Every image must carry ImagePositionPatient and ImageOrientationPatient; orientations must agree, images
-  must be distinct positions along the slice normal (no gantry tilt / shear) with uniform spacing (gaps within
+- Every image (or frame) must carry ImagePositionPatient and ImageOrientationPatient; orientations must agree,
+  images must be distinct positions along the slice normal (no gantry tilt / shear) with uniform spacing (gaps within
   10 % of the median, so rounded positions pass but a missing slice does not) and equal size/pixel spacing.
   Any violation -> ValueError naming the file or the problem.
 - Modality other than MR -> warnings.warn (measurements still run).
-- Volume.metadata keeps: files (sorted along the normal), series_instance_uid, series_description, modality,
-  manufacturer, magnetic_field_strength, slice_thickness, study_instance_uid, format="DICOM".
+- Volume.metadata keeps: files (sorted along the normal), multiframe, series_instance_uid, series_description,
+  modality, manufacturer, magnetic_field_strength, slice_thickness, study_instance_uid, format="DICOM", and
+  acquisition_matrix: the (rows, columns) acquired as the header states them (dicom_acquisition.py), or None.
 Rescale slope/intercept are applied by GDCM, so values are in stored physical units.
 """
 
@@ -19,6 +22,8 @@ import warnings
 
 import numpy as np
 
+from .dicom_acquisition import stated_matrix_of_file
+from .dicom_frames import frame_pixels, planes_of
 from .volume import volume_from_sitk
 
 _ORIENTATION_TOLERANCE = 1e-4
@@ -76,52 +81,33 @@ def _choose_series(folder, series_uid):
     return series_uid, headers[series_uid]
 
 
-def _float_list(header, keyword, count, path):
-    value = header.get(keyword)
-    if value is None:
-        raise ValueError(f"DICOM file '{path}' has no {keyword}; the slice geometry is unknown")
-    try:
-        numbers = [float(v) for v in value]
-    except (TypeError, ValueError):
-        raise ValueError(f"DICOM file '{path}' has an unreadable {keyword}: {value!r}") from None
-    if len(numbers) != count or not np.all(np.isfinite(numbers)):
-        raise ValueError(f"DICOM file '{path}' has an invalid {keyword}: {value!r}")
-    return np.array(numbers)
-
-
-def _sorted_checked_files(items):
-    """Validate the per-file geometry of [(path, header)]; return (files sorted along the normal, first header)."""
-    files = [path for path, _ in items]
-    headers = [header for _, header in items]
-    orientation = _float_list(headers[0], "ImageOrientationPatient", 6, files[0])
-    row, column = orientation[:3], orientation[3:]
-    normal = np.cross(row, column)
+def _sorted_checked_planes(items):
+    """The image planes of [(path, header)] (one per classic image or enhanced frame), validated and sorted
+    along the slice normal."""
+    planes = [plane for path, header in items for plane in planes_of(path, header)]
+    first = planes[0]
+    normal = np.cross(first.orientation[:3], first.orientation[3:])
     if np.linalg.norm(normal) < 0.5:
-        raise ValueError(f"DICOM file '{files[0]}' has a degenerate ImageOrientationPatient {orientation.tolist()}")
+        raise ValueError(f"{first.label} has a degenerate ImageOrientationPatient {first.orientation.tolist()}")
     normal /= np.linalg.norm(normal)
-    positions = []
-    for path, header in zip(files, headers):
-        other = _float_list(header, "ImageOrientationPatient", 6, path)
-        if not np.allclose(other, orientation, atol=_ORIENTATION_TOLERANCE):
+    for plane in planes:
+        if not np.allclose(plane.orientation, first.orientation, atol=_ORIENTATION_TOLERANCE):
             raise ValueError(
-                f"DICOM file '{path}' has ImageOrientationPatient {other.tolist()}, contradicting "
-                f"{orientation.tolist()} of '{files[0]}' (mixed orientations in one series)"
+                f"{plane.label} has ImageOrientationPatient {plane.orientation.tolist()}, contradicting "
+                f"{first.orientation.tolist()} of {first.label} (mixed orientations in one series)"
             )
-        positions.append(_float_list(header, "ImagePositionPatient", 3, path))
-        for keyword in ("Rows", "Columns", "PixelSpacing"):
-            if str(header.get(keyword)) != str(headers[0].get(keyword)):
-                raise ValueError(f"DICOM file '{path}' has a different {keyword} from '{files[0]}'")
-    positions = np.array(positions)
-    along = positions @ normal
+        for name, value, expected in zip(("Rows", "Columns", "PixelSpacing"), plane.size, first.size):
+            if str(value) != str(expected):
+                raise ValueError(f"{plane.label} has a different {name} from {first.label}")
+    along = np.array([plane.position @ normal for plane in planes])
     order = np.argsort(along, kind="stable")
-    files = [files[i] for i in order]
-    positions, along = positions[order], along[order]
-    if len(files) > 1:
+    planes, along = [planes[i] for i in order], along[order]
+    if len(planes) > 1:
         gaps = np.diff(along)
         if np.any(gaps < 1e-3):
             index = int(np.argmin(gaps))
             raise ValueError(
-                f"DICOM files '{files[index]}' and '{files[index + 1]}' lie at the same slice position "
+                f"{planes[index].label} and {planes[index + 1].label} lie at the same slice position "
                 "(several echoes, phases or duplicates in one series)"
             )
         median = float(np.median(gaps))
@@ -130,6 +116,7 @@ def _sorted_checked_files(items):
                 f"DICOM series has non-uniform slice spacing (gaps {gaps.min():.3f} to {gaps.max():.3f} mm; "
                 "missing slices?)"
             )
+        positions = np.array([plane.position for plane in planes])
         offsets = positions - positions[0] - np.outer(along - along[0], normal)
         # In-plane drift of more than 1 % of the stack height (about 0.6 degrees of tilt) is not rounding.
         if np.abs(offsets).max() > 0.01 * (along[-1] - along[0]) + 0.01:
@@ -137,25 +124,13 @@ def _sorted_checked_files(items):
                 "DICOM slice positions do not follow the slice normal (gantry tilt or sheared geometry), "
                 "which this reader does not support"
             )
-    return files, headers[order[0]]
+    return planes
 
 
-def read_dicom_series(folder, series_uid=None, name=None):
-    """Volume (RAS) of one DICOM series in a folder; see the module docstring for the checks."""
+def _read_classic_series(files, uid, folder):
+    """SimpleITK image of classic single-frame files sorted along the normal (GDCM applies the rescale)."""
     import SimpleITK as sitk
 
-    folder = os.fspath(folder)
-    if not os.path.isdir(folder):
-        raise ValueError(f"DICOM folder '{folder}' does not exist")
-    uid, items = _choose_series(folder, series_uid)
-    files, first = _sorted_checked_files(items)
-    modality = str(first.get("Modality", ""))
-    if modality != "MR":
-        warnings.warn(
-            f"DICOM series {uid} in '{folder}' has modality '{modality or 'unknown'}', not MR; "
-            "the MRI quality metrics may not be meaningful",
-            stacklevel=2,
-        )
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     previous = sitk.ProcessObject.GetGlobalWarningDisplay()
@@ -168,17 +143,67 @@ def read_dicom_series(folder, series_uid=None, name=None):
         sitk.ProcessObject.SetGlobalWarningDisplay(previous)
     if image.GetDimension() == 2:  # a single-image series
         image = sitk.JoinSeries([image])
+    return image
+
+
+def _read_planes(planes):
+    """SimpleITK image stacking sorted planes, some of them frames of enhanced files, with their geometry."""
+    import SimpleITK as sitk
+
+    pixels = {}
+    for path in dict.fromkeys(plane.path for plane in planes):
+        file_planes = sorted((plane for plane in planes if plane.path == path), key=lambda plane: plane.frame)
+        if file_planes[0].multiframe:
+            pixels[path] = frame_pixels(path, file_planes)
+        else:
+            pixels[path] = sitk.GetArrayFromImage(sitk.ReadImage(path)).reshape(1, *file_planes[0].size[:2])
+    image = sitk.GetImageFromArray(np.stack([pixels[plane.path][plane.frame] for plane in planes]))
+    first, last = planes[0], planes[-1]
+    row, column = first.orientation[:3], first.orientation[3:]
+    normal = np.cross(row, column)
+    normal /= np.linalg.norm(normal)
+    row_spacing, column_spacing = first.pixel_spacing
+    slice_spacing = float((last.position - first.position) @ normal) / max(len(planes) - 1, 1) or 1.0
+    image.SetSpacing((column_spacing, row_spacing, slice_spacing))
+    image.SetDirection(np.column_stack([row, column, normal]).ravel().tolist())
+    image.SetOrigin(first.position.tolist())
+    return image
+
+
+def read_dicom_series(folder, series_uid=None, name=None):
+    """Volume (RAS) of one DICOM series in a folder; see the module docstring for the checks."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"DICOM folder '{folder}' does not exist")
+    uid, items = _choose_series(folder, series_uid)
+    planes = _sorted_checked_planes(items)
+    files = list(dict.fromkeys(plane.path for plane in planes))
+    first = dict(items)[planes[0].path]
+    modality = str(first.get("Modality", ""))
+    if modality != "MR":
+        warnings.warn(
+            f"DICOM series {uid} in '{folder}' has modality '{modality or 'unknown'}', not MR; "
+            "the MRI quality metrics may not be meaningful",
+            stacklevel=2,
+        )
+    if any(plane.multiframe for plane in planes):
+        image = _read_planes(planes)
+    else:
+        image = _read_classic_series(files, uid, folder)
     description = str(first.get("SeriesDescription", ""))
     volume = volume_from_sitk(image, name=name or description or os.path.basename(os.path.normpath(folder)))
     volume.metadata.update(
         format="DICOM",
         files=files,
+        multiframe=any(plane.multiframe for plane in planes),
         series_instance_uid=uid,
         series_description=description,
         study_instance_uid=str(first.get("StudyInstanceUID", "")),
         modality=modality,
         manufacturer=str(first.get("Manufacturer", "")),
         magnetic_field_strength=str(first.get("MagneticFieldStrength", "")),
-        slice_thickness=str(first.get("SliceThickness", "")),
+        slice_thickness=str(planes[0].slice_thickness or first.get("SliceThickness", "")),
+        acquisition_matrix=stated_matrix_of_file(planes[0].path, first),
     )
     return volume
+

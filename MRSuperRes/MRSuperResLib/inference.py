@@ -128,7 +128,7 @@ def _volume_noise_sigma(stack, out_rows_cols, device):
     return float(values.median()) if values.numel() else 0.0
 
 
-def _from_acquired_matrix(stack, acquired_matrix):
+def _from_acquired_matrix(stack, acquired_matrix, stated_matrix=None):
     """The (S, r, c) slices as acquired: the empty band of a scanner-zero-filled grid cropped away."""
     from .acquired_matrix import detect_acquired_matrix, parse_acquired_matrix
     from .degradation import fourier_resample
@@ -137,16 +137,21 @@ def _from_acquired_matrix(stack, acquired_matrix):
     grid = tuple(stack.shape[1:])
     if acquired_matrix is None:
         return stack
-    acquired = detect_acquired_matrix(stack) if acquired_matrix == "auto" else acquired_matrix
+    if acquired_matrix == "auto":
+        acquired = detect_acquired_matrix(stack, stated_matrix)
+    else:
+        acquired = acquired_matrix
     if any(a > g for a, g in zip(acquired, grid)):
         raise ValueError(f"acquired matrix {acquired[0]}x{acquired[1]} is larger than the slices' grid "
                          f"{grid[0]}x{grid[1]}")
     if tuple(acquired) == grid:
         return stack
     if acquired_matrix == "auto":
+        evidence = ("the DICOM header's acquisition matrix, confirmed by the spectrum"
+                    if stated_matrix is not None and tuple(acquired) == tuple(stated_matrix) else "the spectrum")
         warnings.warn(f"the slices ({grid[0]}x{grid[1]}) look zero-filled by the scanner from {acquired[0]}x"
-                      f"{acquired[1]}: restoring from the acquired matrix (acquired_matrix='off' treats the grid as "
-                      "measured)", stacklevel=3)
+                      f"{acquired[1]} ({evidence}): restoring from the acquired matrix (acquired_matrix='off' treats "
+                      "the grid as measured)", stacklevel=3)
     import torch
 
     # A few slices at a time: the whole stack's complex spectrum would take 4 x its memory at once.
@@ -182,7 +187,7 @@ def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, dev
 
 def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="auto", batch_size=None,
             model_id=None, progress=None, cancel: threading.Event | None = None, models_dir=None,
-            data_consistency=True, acquired_matrix="auto"):
+            data_consistency=True, acquired_matrix="auto", stated_matrix=None):
     """Super-resolve (scale 2 or 3) and/or denoise (any scale, 1 = denoise only) a volume.
 
     array [k, j, i] real values; returns (float32 array, IJK-to-RAS) on the output grid, which lies on the
@@ -190,6 +195,8 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
     without the Wiener step that brings the measured band back from the input (data_consistency.py).
     acquired_matrix: "auto" detects a series the scanner zero-filled and restores it from the matrix it acquired
     (acquired_matrix.py); (rows, columns) of the slices says it; None or "off" treats the grid as measured.
+    stated_matrix: (rows, columns) = (j, i) the DICOM header states (Volume.metadata["acquisition_matrix"]); "auto"
+    uses it where the slices are the k slices and their spectrum drops at its edges.
     """
     import torch
 
@@ -204,7 +211,7 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
     stack = np.moveaxis(array, array_axis(axis), 0).astype(np.float32, copy=False)
     out_stack_shape = np.moveaxis(np.empty(out_shape, dtype=bool), array_axis(axis), 0).shape
     out_rows_cols = out_stack_shape[1:]
-    stack = _from_acquired_matrix(stack, acquired_matrix)
+    stack = _from_acquired_matrix(stack, acquired_matrix, stated_matrix if axis == 2 else None)
     output = np.empty(out_stack_shape, dtype=np.float32)
     sigma = _volume_noise_sigma(stack, out_rows_cols, torch_device) if denoise > 0 else 0.0
     pixels = out_rows_cols[0] * out_rows_cols[1]
@@ -254,6 +261,8 @@ def result_name(input_name, scale):
 
 
 def enhance_volume(volume, scale=2, **kwargs):
-    """enhance() on a MRQualityMetricsLib Volume; the result is named by result_name()."""
+    """enhance() on a MRQualityMetricsLib Volume; the result is named by result_name(). A DICOM series' stated
+    acquisition matrix (its metadata) helps find a zero-filled one."""
+    kwargs.setdefault("stated_matrix", volume.metadata.get("acquisition_matrix"))
     array, geometry = enhance(volume.array, volume.ijk_to_ras, scale=scale, **kwargs)
     return volume.with_array(array, ijk_to_ras=geometry, name=result_name(volume.name, scale))

@@ -78,6 +78,7 @@ class SuperResMrmlLogic:
         outArray, outIjkToRas = inference.enhance(
             volume.array, volume.ijk_to_ras, scale=int(scale), denoise=float(denoise), device=device,
             slice_axis=sliceAxis, batch_size=batchSize, model_id=modelId, progress=progress, cancel=cancel,
+            stated_matrix=mrml_nodes.statedAcquisitionMatrix(inputVolume),
         )
         result = volume.with_array(outArray, ijk_to_ras=outIjkToRas)
         description = settingsDescription(scale, denoise, device, sliceAxis, modelId)
@@ -104,6 +105,7 @@ class SuperResMrmlLogic:
             command = worker_process.build_worker_command(
                 inputPath, job.resultPath, scale=scale, denoise=denoise, device=device, slice_axis=sliceAxis,
                 batch_size=batchSize, model_id=modelId, python=python,
+                stated_matrix=mrml_nodes.statedAcquisitionMatrix(inputVolume),
             )
             job.worker = worker_process.WorkerProcess(command, env=env)
         except Exception:

@@ -89,6 +89,33 @@ def volumeFromNode(volumeNode, validate=True):
     return Volume(array=array, ijk_to_ras=ijkToRasArray(volumeNode), name=volumeNode.GetName())
 
 
+def statedAcquisitionMatrix(volumeNode, fileForInstance=None):
+    """(rows, columns) acquired, as the DICOM header of the node's first instance states them, or None.
+
+    A node loaded by Slicer's DICOM module keeps its instance UIDs in the "DICOM.instanceUIDs" attribute;
+    fileForInstance(uid) gives the file (default: slicer.dicomDatabase.fileForInstance). A hint for finding a
+    series the scanner zero-filled, so anything missing or inconsistent gives None, never an error."""
+    from MRQualityMetricsLib.dicom_acquisition import stated_matrix_of_file
+
+    uids = (volumeNode.GetAttribute("DICOM.instanceUIDs") or "").split()
+    if not uids or volumeNode.GetImageData() is None:
+        return None
+    if fileForInstance is None:
+        try:
+            import slicer
+
+            fileForInstance = slicer.dicomDatabase.fileForInstance
+        except (ImportError, AttributeError):
+            return None
+    path = fileForInstance(uids[0])
+    stated = stated_matrix_of_file(path) if path else None
+    columns, rows, _ = volumeNode.GetImageData().GetDimensions()
+    # Only where the node's slices are the DICOM images (not resampled or reoriented since): stated <= grid.
+    if stated is None or stated[0] > rows or stated[1] > columns:
+        return None
+    return stated
+
+
 def updateNodeFromVolume(volumeNode, volume):
     """Replace the node's voxels and geometry with those of a Volume (deep copy)."""
     import vtk

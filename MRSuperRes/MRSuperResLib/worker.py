@@ -35,6 +35,15 @@ def _make_libraries_importable():
             sys.path.append(str(folder))
 
 
+def _matrix(text):
+    """'256x192' -> (256, 192)."""
+    try:
+        rows, columns = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ROWSxCOLUMNS, got {text!r}") from None
+    return rows, columns
+
+
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True, help="input volume file (NRRD, NIfTI, MHA)")
@@ -45,6 +54,8 @@ def build_parser():
     parser.add_argument("--slice-axis", default="auto", choices=("auto", "i", "j", "k"))
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--model", default=None, help="model id from Models.json (default model if omitted)")
+    parser.add_argument("--stated-matrix", default=None, type=_matrix,
+                        help="ROWSxCOLUMNS the DICOM header states were acquired (helps find a zero-filled series)")
     return parser
 
 
@@ -83,6 +94,7 @@ def run(args):
     out_array, out_ijk_to_ras = inference.enhance(
         volume.array, volume.ijk_to_ras, scale=args.scale, denoise=args.denoise, device=args.device,
         slice_axis=args.slice_axis, batch_size=args.batch_size, model_id=model.id, progress=report,
+        stated_matrix=args.stated_matrix,
     )
     result = volume.with_array(out_array, ijk_to_ras=out_ijk_to_ras)
     # Temporary name in the same folder (same file system), keeping the extension that selects the format.

@@ -39,7 +39,7 @@ def python_executable():
 
 
 def build_worker_command(input_path, output_path, scale=2, denoise=1.0, device="auto", slice_axis="auto",
-                         batch_size=None, model_id=None, python=None):
+                         batch_size=None, model_id=None, python=None, stated_matrix=None):
     """Command line that runs worker.py on an input volume file and writes the result file."""
     command = [
         python or python_executable(), str(WORKER_SCRIPT),
@@ -51,6 +51,8 @@ def build_worker_command(input_path, output_path, scale=2, denoise=1.0, device="
         command += ["--batch-size", str(int(batch_size))]
     if model_id:
         command += ["--model", str(model_id)]
+    if stated_matrix:
+        command += ["--stated-matrix", f"{int(stated_matrix[0])}x{int(stated_matrix[1])}"]
     return command
 
 
