@@ -1,4 +1,5 @@
-"""Enhanced (multi-frame) DICOM series: frames carry their geometry and rescale in the functional groups."""
+"""DICOM as other scanners write it: enhanced (multi-frame) series, whose frames carry their geometry and rescale in
+the functional groups, and Siemens mosaics, which are named as such."""
 
 import numpy as np
 import pydicom
@@ -116,4 +117,13 @@ def test_classic_and_enhanced_planes_must_agree(tmp_path):
     folder = _mixed_series(tmp_path / "mixed", edit=rotated)
     with pytest.raises(ValueError, match=r"frame 1 of DICOM file '.*enhanced\.dcm' has ImageOrientationPatient "
                                          r".*contradicting .* of DICOM file '.*brain_00"):
+        read_dicom_series(folder)
+
+
+def test_siemens_mosaic_images_are_named_as_such(tmp_path):
+    def mosaic(dataset, position):
+        dataset.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE", "ND", "MOSAIC"]
+
+    folder = copy_sample_slices(tmp_path / "mosaic", (3, 4), edit=mosaic)
+    with pytest.raises(ValueError, match=r"brain_004\.dcm' is a Siemens mosaic .* dcm2niix"):
         read_dicom_series(folder)

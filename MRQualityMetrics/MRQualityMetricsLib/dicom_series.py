@@ -84,6 +84,10 @@ def _choose_series(folder, series_uid):
 def _sorted_checked_planes(items):
     """The image planes of [(path, header)] (one per classic image or enhanced frame), validated and sorted
     along the slice normal."""
+    for path, header in items:
+        if "MOSAIC" in [str(value).upper() for value in header.get("ImageType", [])]:
+            raise ValueError(f"DICOM file '{path}' is a Siemens mosaic (several slices tiled in one image), which "
+                             "this reader does not unpack; convert the series to NIfTI first (e.g. with dcm2niix)")
     planes = [plane for path, header in items for plane in planes_of(path, header)]
     first = planes[0]
     normal = np.cross(first.orientation[:3], first.orientation[3:])

