@@ -14,7 +14,8 @@
 - Volume.metadata keeps: files (sorted along the normal), multiframe, series_instance_uid, series_description,
   modality, manufacturer, magnetic_field_strength, slice_thickness, study_instance_uid, format="DICOM", and
   acquisition_matrix: the (rows, columns) acquired as the header states them (dicom_acquisition.py), or None.
-Rescale slope/intercept are applied by GDCM, so values are in stored physical units.
+Rescale slope/intercept are applied (by GDCM, or per frame for enhanced frames whose rescales differ), so values
+are in stored physical units.
 """
 
 import os

@@ -36,7 +36,7 @@ def _make_libraries_importable():
 
 
 def _matrix(text):
-    """'256x192' -> (256, 192)."""
+    """'256x192' -> (256, 192). Parsed here: MRSuperResLib is importable only once run() has set the path."""
     try:
         rows, columns = (int(part) for part in text.lower().split("x"))
     except ValueError:
