@@ -104,7 +104,7 @@ def test_dicom_series_out_matches_the_nifti_out(crop, tmp_path, capsys):
     assert tree_checksums(folder) == before
 
 
-def test_enhanced_multiframe_dicom_in_matches_the_classic_series(crop, tmp_path, capsys):
+def test_enhanced_multiframe_dicom_in_matches_the_classic_series_and_gives_a_classic_series_out(crop, tmp_path, capsys):
     folder, _, _ = crop
     path, _ = write_enhanced_copy(tmp_path / "enhanced" / "mr.dcm", slices=(11, 12, 13), frame_order=(2, 0, 1))
     before = tree_checksums(path.parent)
@@ -114,10 +114,21 @@ def test_enhanced_multiframe_dicom_in_matches_the_classic_series(crop, tmp_path,
     classic, enhanced = read_volume(tmp_path / "classic.nii.gz"), read_volume(tmp_path / "enhanced.nii.gz")
     np.testing.assert_allclose(enhanced.ijk_to_ras, classic.ijk_to_ras, atol=1e-3)  # ITK: spacing of 2 slices
     np.testing.assert_allclose(enhanced.array, classic.array, atol=1e-3 * classic.array.max())
-    # A derived DICOM series of an enhanced source is refused before the enhancement runs.
-    code, _, err = run_cli(capsys, path.parent, "--output", tmp_path / "series", "--device", "cpu", "--quiet")
-    assert code != 0 and "enhanced (multi-frame) DICOM" in err and "NIfTI or NRRD" in err
-    assert not (tmp_path / "series").exists() and tree_checksums(path.parent) == before
+    # A derived series of an enhanced source: classic MR images, each referencing the frame it came from.
+    code, out, err = run_cli(capsys, path.parent, "--output", tmp_path / "series", "--device", "cpu", "--quiet")
+    assert (code, out, err) == (0, "", "")
+    dicom = read_volume(tmp_path / "series")
+    np.testing.assert_allclose(dicom.ijk_to_ras, enhanced.ijk_to_ras, atol=1e-4)
+    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in dicom.metadata["files"]]
+    np.testing.assert_allclose(dicom.array, enhanced.array, atol=float(headers[0].RescaleSlope) / 2 + 1e-4)
+    source = pydicom.dcmread(path, stop_before_pixels=True)
+    assert {h.SOPClassUID for h in headers} == {"1.2.840.10008.5.1.4.1.1.4"}  # MR Image Storage
+    assert [h.SourceImageSequence[0].ReferencedFrameNumber for h in headers] == [2, 3, 1]  # frames stored 2, 0, 1
+    assert {h.SourceImageSequence[0].ReferencedSOPInstanceUID for h in headers} == {source.SOPInstanceUID}
+    assert {h.SourceImageSequence[0].ReferencedSOPClassUID for h in headers} == {source.SOPClassUID}
+    assert all("PerFrameFunctionalGroupsSequence" not in h and "ReferencedFrameNumber" not in h for h in headers)
+    assert headers[0].ScanningSequence and headers[0].StudyInstanceUID == source.StudyInstanceUID
+    assert tree_checksums(path.parent) == before
 
 
 def test_non_mr_dicom_is_enhanced_with_a_warning(tmp_path, capsys):

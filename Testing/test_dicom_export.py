@@ -197,3 +197,28 @@ def test_series_headers_are_chosen_by_uid(sample, tmp_path):
 def test_long_series_description_keeps_the_suffix():
     text = dicom_export.derived_series_description("D" * 80, " enhanced x3")
     assert len(text) == 64 and text.endswith(" enhanced x3")
+
+
+def test_frames_of_an_enhanced_source_become_classic_templates(tmp_path):
+    from enhanced_dicom import write_enhanced_copy
+
+    from MRSuperResLib.dicom_frame_templates import MR_IMAGE, frame_templates
+
+    def gradient_echo(dataset):
+        dataset.EchoPulseSequence = "GRADIENT"
+        dataset.MRAcquisitionType = "3D"
+
+    path, _ = write_enhanced_copy(tmp_path / "mr.dcm", slices=(4, 5, 6), frame_order=(1, 2, 0), edit=gradient_echo)
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    templates = frame_templates(str(path), header)
+    assert [t.ReferencedFrameNumber for t in templates] == [1, 2, 3]  # in stored order
+    first = header.PerFrameFunctionalGroupsSequence[0].PlanePositionSequence[0].ImagePositionPatient
+    np.testing.assert_allclose([float(v) for v in templates[0].ImagePositionPatient], [float(v) for v in first])
+    assert all(t.ScanningSequence == "GR" and t.SequenceVariant == "NONE" and t.MRAcquisitionType == "3D"
+               for t in templates)
+    assert all("SharedFunctionalGroupsSequence" not in t and "NumberOfFrames" not in t for t in templates)
+    assert templates[0].SOPClassUID == header.SOPClassUID != MR_IMAGE  # the source's class, for the reference
+
+    header.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7.3"  # multi-frame secondary capture
+    with pytest.raises(ValueError, match=r"derived series from 1\.2\.840\.10008\.5\.1\.4\.1\.1\.7\.3"):
+        frame_templates(str(path), header)

@@ -163,9 +163,6 @@ def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", s
             not Path(output_path).is_dir() or any(Path(output_path).iterdir())):
         raise ValueError(f"output '{output_path}' exists and is not an empty folder; choose a new folder for the series")
     volume = read_volume(input_path, series_uid=series_uid)
-    if output_format == "dicom" and volume.metadata.get("multiframe"):
-        raise ValueError(f"input '{input_path}' is an enhanced (multi-frame) DICOM series, which DICOM output does not "
-                         "support yet; write a NIfTI or NRRD file instead (an output name ending in .nii.gz or .nrrd)")
     bad = int(np.count_nonzero(~np.isfinite(volume.array))) if np.issubdtype(volume.array.dtype, np.floating) else 0
     if bad:
         raise ValueError(f"input '{input_path}' contains {bad} NaN or infinite voxel(s); fix or mask them first")

@@ -5,7 +5,9 @@ describes the pixels: new Series/SOP Instance UIDs (``pydicom.uid.generate_uid``
 SeriesDescription with a suffix, a new SeriesNumber, DerivationDescription, Rows/Columns/PixelSpacing and a
 per-slice ImagePositionPatient from the output geometry (ImageOrientationPatient as in the source), SliceLocation,
 InstanceNumber, and 16-bit pixel data with one series-wide RescaleSlope (intercept 0, so zero stays zero).
-Private tags are dropped: they may describe the original pixels.
+Private tags are dropped: they may describe the original pixels. An enhanced (multi-frame) source is given frame by
+frame (dicom_frame_templates.py); its derived images are classic images of the same modality, each referencing
+the frame it came from (ReferencedFrameNumber in SourceImageSequence).
 
 Geometry: slice k of the volume becomes one image; columns run along voxel axis i, rows along j, so
 ImageOrientationPatient = (direction of i, direction of j) in LPS, PixelSpacing = (spacing j, spacing i) and
@@ -63,17 +65,25 @@ def read_series_headers(folder, series_uid=None):
 
 
 def headers_for_volume(volume, folder, series_uid=None):
-    """Headers of the files a Volume was read from (``metadata["files"]`` of the DICOM reader), else of the
-    series in folder."""
+    """Headers of the files a Volume was read from (``metadata["files"]`` of the DICOM reader; an enhanced file
+    gives one classic-looking header per frame, dicom_frame_templates.py), else of the series in folder."""
     import pydicom
 
+    from MRQualityMetricsLib.dicom_frames import is_multiframe
+
+    from .dicom_frame_templates import frame_templates
+
     files = volume.metadata.get("files") if isinstance(volume.metadata, dict) else None
-    if files:
-        return [pydicom.dcmread(path, stop_before_pixels=True) for path in files]
-    return read_series_headers(folder, series_uid)
+    if not files:
+        return read_series_headers(folder, series_uid)
+    headers = []
+    for path in files:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        headers += frame_templates(path, header) if is_multiframe(header) else [header]
+    return headers
 
 
-def _format_ds(value):
+def format_ds(value):
     """A decimal string of at most 16 characters (the DS limit)."""
     for digits in range(10, 3, -1):
         text = f"{value:.{digits}g}"
@@ -95,7 +105,7 @@ def pixel_encoding(array):
     else:
         dtype, representation, largest = np.int16, 1, 32767.0
         magnitude = max(-minimum, maximum)
-    slope = float(_format_ds(magnitude / largest)) if magnitude > 0 else 1.0
+    slope = float(format_ds(magnitude / largest)) if magnitude > 0 else 1.0
     return dtype, representation, slope
 
 
@@ -155,12 +165,14 @@ def write_derived_series(volume, source_datasets, output_folder, description_suf
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+    from .dicom_frame_templates import CLASSIC_FOR_ENHANCED
+
     source_datasets = list(source_datasets)
     if not source_datasets:
         raise ValueError("no source DICOM datasets to derive the series from")
     if any(int(getattr(ds, "NumberOfFrames", 1) or 1) > 1 for ds in source_datasets):
-        raise ValueError("multi-frame (enhanced) DICOM sources are not supported for DICOM output; "
-                         "write a NIfTI or NRRD file instead")
+        raise ValueError("multi-frame (enhanced) DICOM sources must be given frame by frame "
+                         "(headers_for_volume does it)")
     array = np.asarray(volume.array)
     if array.ndim != 3:
         raise ValueError(f"{volume.name}: expected a 3D volume, got shape {array.shape}")
@@ -212,6 +224,10 @@ def write_derived_series(volume, source_datasets, output_folder, description_suf
             reference = pydicom.Dataset()
             reference.ReferencedSOPClassUID = template.SOPClassUID
             reference.ReferencedSOPInstanceUID = template.SOPInstanceUID
+            if "ReferencedFrameNumber" in template:  # a frame of an enhanced source: the image is classic
+                reference.ReferencedFrameNumber = template.ReferencedFrameNumber
+                del ds.ReferencedFrameNumber
+                ds.SOPClassUID = CLASSIC_FOR_ENHANCED[str(template.SOPClassUID)]
             ds.SourceImageSequence = [reference]
             ds.SeriesDate = ds.ContentDate = ds.InstanceCreationDate = date
             ds.SeriesTime = ds.ContentTime = ds.InstanceCreationTime = time
@@ -219,28 +235,28 @@ def write_derived_series(volume, source_datasets, output_folder, description_suf
             # Where the geometry matches the source image, its own values are kept verbatim (no rounding drift).
             orientation = np.r_[directions[:, 0], directions[:, 1]]
             if not _matches(template, "ImageOrientationPatient", orientation, 1e-5):
-                ds.ImageOrientationPatient = [_format_ds(v) for v in orientation]
+                ds.ImageOrientationPatient = [format_ds(v) for v in orientation]
             if not _matches(template, "ImagePositionPatient", position, 1e-4):
-                ds.ImagePositionPatient = [_format_ds(v) for v in position]
-            ds.PixelSpacing = [_format_ds(spacing[1]), _format_ds(spacing[0])]
+                ds.ImagePositionPatient = [format_ds(v) for v in position]
+            ds.PixelSpacing = [format_ds(spacing[1]), format_ds(spacing[0])]
             if array.shape[0] > 1:
-                ds.SpacingBetweenSlices = _format_ds(spacing[2])
+                ds.SpacingBetweenSlices = format_ds(spacing[2])
             if "SliceLocation" in template:
                 # Keep the source's own SliceLocation convention: shift it by the displacement along the normal.
                 template_projection = float(np.dot(np.array(template.ImagePositionPatient, dtype=float), normal))
-                ds.SliceLocation = _format_ds(float(template.SliceLocation) + projection - template_projection)
+                ds.SliceLocation = format_ds(float(template.SliceLocation) + projection - template_projection)
             else:
-                ds.SliceLocation = _format_ds(projection)
+                ds.SliceLocation = format_ds(projection)
 
             ds.Rows, ds.Columns = int(array.shape[1]), int(array.shape[2])
             ds.SamplesPerPixel = 1
             ds.PhotometricInterpretation = "MONOCHROME2"
             ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
             ds.PixelRepresentation = representation
-            ds.RescaleSlope = _format_ds(slope)
+            ds.RescaleSlope = format_ds(slope)
             ds.RescaleIntercept = "0"
-            ds.WindowCenter = _format_ds((low + high) / 2)
-            ds.WindowWidth = _format_ds(max(high - low, slope))
+            ds.WindowCenter = format_ds((low + high) / 2)
+            ds.WindowWidth = format_ds(max(high - low, slope))
             limits = np.iinfo(stored_dtype)
             stored = np.clip(np.rint(array[k] / slope), limits.min, limits.max).astype(stored_dtype)
             ds.PixelData = stored.astype(stored.dtype.newbyteorder("<")).tobytes()
