@@ -156,6 +156,21 @@ def test_dicom_folder_with_two_series_needs_a_series_uid(tmp_path):
         read_volume(folder, series_uid="9.9")
 
 
+def test_series_in_subfolders_are_found_as_exported_studies_nest_them(tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    first = _copy_series(study, 3, "1")
+    (first / ".thumbs").mkdir()  # hidden folders are skipped
+    assert read_volume(tmp_path / "study").array.shape[0] == 3  # one series, one level down
+    second = _copy_series(study, 4, "2")
+    for path in second.glob("*.dcm"):
+        _edit(path, SeriesInstanceUID="1.2.3.9", SeriesDescription="second")
+    with pytest.raises(ValueError, match=r"2 DICOM series.*1\.2\.3\.9 \('second', 4 files\)"):
+        read_volume(study)
+    assert read_volume(study, series_uid="1.2.3.9").array.shape[0] == 4
+    assert read_volume(first).array.shape[0] == 3
+
+
 def test_dicom_geometry_problems_are_named(tmp_path):
     folder = _copy_series(tmp_path, 6)
     files = sorted(folder.glob("*.dcm"))

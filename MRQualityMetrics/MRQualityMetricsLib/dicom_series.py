@@ -1,7 +1,7 @@
 """Read one DICOM image series from a folder into a Volume, with the geometry checks a measurement needs.
 
-- Series are found by SeriesInstanceUID among the DICOM image files directly in the folder (pydicom headers;
-  GDCM's own scan is much slower on some files) and the pixels are read by SimpleITK's ImageSeriesReader (GDCM).
+- Series are found by SeriesInstanceUID among the DICOM image files in the folder and its subfolders (pydicom
+  headers; GDCM's own scan is much slower on some files) and the pixels are read by SimpleITK's ImageSeriesReader (GDCM).
   Enhanced (multi-frame) files contribute one plane per frame, with the geometry and rescale of its functional
   groups (dicom_frames.py); their frames are stacked here in slice order.
   Several series and no series_uid -> ValueError listing every UID with its description and file count; an
@@ -31,24 +31,32 @@ _ORIENTATION_TOLERANCE = 1e-4
 _SPACING_TOLERANCE = 0.10
 
 
+def _files_below(folder):
+    """Paths of the files in a folder and its subfolders (as exported studies nest them), in a stable order;
+    hidden files and folders are left out."""
+    for root, folders, files in os.walk(folder):
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield os.path.join(root, name)
+
+
 def _image_headers(folder):
-    """{series UID: [(path, header)]} of the DICOM images (files with Rows/Columns) directly in a folder."""
+    """{series UID: [(path, header)]} of the DICOM images (files with Rows/Columns) in a folder and below."""
     import pydicom
 
     series = {}
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if not entry.is_file():
-            continue
+    for path in _files_below(folder):
         try:
-            header = pydicom.dcmread(entry.path, stop_before_pixels=True)
+            header = pydicom.dcmread(path, stop_before_pixels=True)
         except (pydicom.errors.InvalidDicomError, OSError, ValueError, EOFError):
             continue  # not DICOM (README, thumbnails, ...)
         if "Rows" not in header or "Columns" not in header:
             continue  # DICOMDIR, structured reports and other non-image objects
         uid = str(header.get("SeriesInstanceUID", ""))
         if not uid:
-            raise ValueError(f"DICOM file '{entry.path}' has no SeriesInstanceUID")
-        series.setdefault(uid, []).append((entry.path, header))
+            raise ValueError(f"DICOM file '{path}' has no SeriesInstanceUID")
+        series.setdefault(uid, []).append((path, header))
     return series
 
 

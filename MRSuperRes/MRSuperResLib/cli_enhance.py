@@ -51,7 +51,7 @@ def _acquired_matrix(text):
 
 
 def add_arguments(parser):
-    parser.add_argument("input", help="input volume file or DICOM series folder")
+    parser.add_argument("input", help="input volume file, or a folder holding a DICOM series (subfolders included)")
     parser.add_argument("--output", "-o", required=True,
                         help="output volume file, or a new folder for a derived DICOM series")
     parser.add_argument("--scale", type=int, choices=(1, 2, 3), default=2,
