@@ -111,6 +111,16 @@ def test_lesion_check_catches_an_eraser_and_verdict_follows_the_model():
     assert not evaluate.checks_passed(rows + [model_row, dict(model_row, passed=False)])  # every model row counts
 
 
+def test_the_lesion_check_runs_at_every_snr_and_the_others_at_the_highest():
+    """Denoising erodes a small lesion more the lower the SNR: 2D NLM passes at SNR 40 and fails at 10 (scale 2)."""
+    config = evaluate.EvaluationConfig(volumes=[])
+    rows = evaluate.hallucination_checks(("zero_fill", "nlm"), 2, 40.0, config, log=lambda line: None,
+                                         lesion_snrs=(10.0, 40.0))
+    lesion = {row["snr"]: row for row in rows if row["check"] == "lesion_contrast" and row["method"] == "nlm"}
+    assert sorted(lesion) == [10.0, 40.0] and lesion[40.0]["passed"] and not lesion[10.0]["passed"]
+    assert {row["snr"] for row in rows if row["check"] != "lesion_contrast"} == {40.0}
+
+
 def test_prepare_truth_crop_keeps_physical_positions():
     volume = Volume(array=np.arange(10 * 33 * 35, dtype=np.float32).reshape(10, 33, 35),
                     ijk_to_ras=make_ijk_to_ras((1.0, 1.0, 4.0), origin=(5, 6, 7)))
