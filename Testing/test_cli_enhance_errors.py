@@ -173,6 +173,22 @@ def test_dicom_output_into_a_non_empty_folder_is_refused_before_processing(tmp_p
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
 
 
+def test_dicom_output_from_an_unsupported_multiframe_source_is_refused_before_processing(tmp_path, capsys,
+                                                                                          monkeypatch):
+    from enhanced_dicom import write_enhanced_copy
+
+    from MRSuperResLib import inference
+
+    def secondary_capture(dataset):
+        dataset.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7.3"  # multi-frame grayscale word secondary capture
+
+    path, _ = write_enhanced_copy(tmp_path / "sc" / "sc.dcm", slices=(8, 9), edit=secondary_capture)
+    monkeypatch.setattr(inference, "model_for", lambda *args: pytest.fail("the model was loaded"))
+    code, _, err = run_cli(capsys, path.parent, "--output", tmp_path / "series")
+    assert_one_line_failure(code, err, "1.2.840.10008.5.1.4.1.1.7.3", "not supported", "NIfTI or NRRD")
+    assert not (tmp_path / "series").exists()
+
+
 @pytest.mark.parametrize("argv", [["--denoise", "1.5"], ["--denoise", "-0.1"], ["--scale", "4"],
                                   ["--batch-size", "0"], ["--device", "tpu"], ["--slice-axis", "x"],
                                   ["--acquired-matrix", "256"], ["--acquired-matrix", "0x64"]])

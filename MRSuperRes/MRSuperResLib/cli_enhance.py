@@ -167,6 +167,11 @@ def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", s
     bad = int(np.count_nonzero(~np.isfinite(volume.array))) if np.issubdtype(volume.array.dtype, np.floating) else 0
     if bad:
         raise ValueError(f"input '{input_path}' contains {bad} NaN or infinite voxel(s); fix or mask them first")
+    sources = None
+    if output_format == "dicom":  # before the run: a source the derived series cannot come from fails early
+        from MRSuperResLib import dicom_export
+
+        sources = dicom_export.headers_for_volume(volume, input_path, series_uid)
     from MRSuperResLib import inference  # torch/monai only once the input is known to be good
 
     model = inference.model_for(model_id, device)
@@ -177,9 +182,6 @@ def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", s
     if output_format == "file":
         write_volume(result, output_path)
     else:
-        from MRSuperResLib import dicom_export
-
-        sources = dicom_export.headers_for_volume(volume, input_path, series_uid)
         dicom_export.write_derived_series(
             result, sources, output_path, description_suffix=f" enhanced x{scale}",
             derivation_description=derivation_text(model.id, scale, denoise, slice_axis, data_consistency),
