@@ -169,6 +169,12 @@ def test_series_in_subfolders_are_found_as_exported_studies_nest_them(tmp_path):
         read_volume(study)
     assert read_volume(study, series_uid="1.2.3.9").array.shape[0] == 4
     assert read_volume(first).array.shape[0] == 3
+    deep = tmp_path / "a" / "b" / "c" / "d" / "e"
+    deep.mkdir(parents=True)
+    _copy_series(deep, 2, "series")
+    with pytest.raises(ValueError, match="no DICOM image series found"):
+        read_volume(tmp_path / "a")  # five levels down: not searched
+    assert read_volume(tmp_path / "a" / "b").array.shape[0] == 2  # four levels down
 
 
 def test_dicom_geometry_problems_are_named(tmp_path):

@@ -1,7 +1,7 @@
 """Read one DICOM image series from a folder into a Volume, with the geometry checks a measurement needs.
 
-- Series are found by SeriesInstanceUID among the DICOM image files in the folder and its subfolders (pydicom
-  headers; GDCM's own scan is much slower on some files) and the pixels are read by SimpleITK's ImageSeriesReader (GDCM).
+- Series are found by SeriesInstanceUID among the DICOM image files in the folder and up to 4 levels of
+  subfolders (pydicom headers; GDCM's own scan is much slower on some files) and the pixels are read by SimpleITK's ImageSeriesReader (GDCM).
   Enhanced (multi-frame) files contribute one plane per frame, with the geometry and rescale of its functional
   groups (dicom_frames.py); their frames are stacked here in slice order.
   Several series and no series_uid -> ValueError listing every UID with its description and file count; an
@@ -29,13 +29,16 @@ from .volume import volume_from_sitk
 
 _ORIENTATION_TOLERANCE = 1e-4
 _SPACING_TOLERANCE = 0.10
+_MAX_DEPTH = 4  # subfolder levels searched for a series: enough for DICOMDIR-style exports, not a whole disk
 
 
 def _files_below(folder):
-    """Paths of the files in a folder and its subfolders (as exported studies nest them), in a stable order;
-    hidden files and folders are left out."""
+    """Paths of the files in a folder and its subfolders down to _MAX_DEPTH levels (as exported studies nest them:
+    patient/study/series), in a stable order; hidden files and folders are left out."""
+    top = os.path.normpath(folder).count(os.sep)
     for root, folders, files in os.walk(folder):
-        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        depth = os.path.normpath(root).count(os.sep) - top
+        folders[:] = [] if depth >= _MAX_DEPTH else sorted(name for name in folders if not name.startswith("."))
         for name in sorted(files):
             if not name.startswith("."):
                 yield os.path.join(root, name)
