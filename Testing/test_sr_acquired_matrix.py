@@ -70,7 +70,7 @@ def test_pure_noise_and_small_grids_are_taken_as_measured(ge_truth):
 @pytest.mark.parametrize("acquired", [(128, 128), (192, 256), (256, 160)])
 @pytest.mark.parametrize("snr", [5.0, 10.0])
 def test_a_matrix_the_header_states_is_used_where_the_spectrum_confirms_it(ge_truth, acquired, snr):
-    """At SNR 5-10 the blind test misses these (the edge drops 0.3-0.7 decades); the stated edge is confirmed."""
+    """At SNR 5-10 the blind test misses these (the edge drops 0.40-0.63 decades); the stated edge is confirmed."""
     scan = _scan(ge_truth, acquired, snr)
     assert detect_acquired_matrix(scan) == GRID
     assert detect_acquired_matrix(scan, stated=acquired) == acquired

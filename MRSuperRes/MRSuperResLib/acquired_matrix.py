@@ -26,8 +26,9 @@ MIN_EDGE_FRACTION = 0.2  # edges closer to the centre than this fraction of Nyqu
 # 36 x 28 grid), and scanners zero-fill clinical matrices, not tiny ones.
 MIN_GRID = 64
 # Where the DICOM header states the matrix, the spectrum need only confirm a drop at that edge (the GE series
-# zero-filled at SNR 10 drops 0.65 decades there, under the blind test's guard): this much, and twice the
-# spectrum's own drops. A header that does not describe the pixels (resampled, cropped) shows no such drop.
+# zero-filled at SNR 5-10 drops 0.40-0.63 decades there, under the blind test's guard): this much, and twice the
+# spectrum's own drops. A header that does not describe the pixels (resampled, cropped) shows no such drop (at most
+# 0.12 decades at wrong sizes on the GE series' own grid, with or without partial Fourier).
 MIN_STATED_DROP_DECADES = 0.3
 MIN_STATED_DROP_OVER_DECAY = 2.0
 
