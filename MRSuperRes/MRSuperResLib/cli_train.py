@@ -6,7 +6,8 @@ def add_arguments(parser):
     parser.add_argument("--templates", default="data/templates", help="folder with the training templates")
     parser.add_argument("--output", default="out/training", help="folder for weights, model card and log")
     parser.add_argument("--model-id", help="override the config's model id")
-    parser.add_argument("--architecture", choices=["unet32", "unet16"], help="override the config's architecture")
+    parser.add_argument("--architecture", choices=["unet16", "unet32", "unet48"],
+                        help="override the config's architecture (network.ARCHITECTURES)")
     parser.add_argument("--context-slices", type=int, help="1 (2D) or 3 (2.5D)")
     parser.add_argument("--minutes", type=float, dest="time_limit_minutes", help="training time limit")
     parser.add_argument("--max-steps", type=int, help="training step limit")
