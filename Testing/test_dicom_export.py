@@ -186,7 +186,7 @@ def test_series_headers_are_chosen_by_uid(sample, tmp_path):
     mixed.mkdir()
     for path in first + second:
         (mixed / f"{path.parent.name}_{path.name}").write_bytes(path.read_bytes())
-    with pytest.raises(ValueError, match="2 DICOM series found"):
+    with pytest.raises(ValueError, match="holds 2 DICOM series"):
         dicom_export.read_series_headers(mixed)
     uid = pydicom.dcmread(second[0], stop_before_pixels=True).SeriesInstanceUID
     assert len(dicom_export.read_series_headers(mixed, uid)) == 3

@@ -181,6 +181,33 @@ def test_worker_path_gives_the_blocking_result(slicerApp, pd3):
     assert not job.tempDir.exists()
 
 
+def test_a_dicom_nodes_stated_acquisition_matrix_reaches_both_paths(slicerApp, tmp_path, monkeypatch):
+    """A node loaded from a zero-filled DICOM series (instance UIDs in its attribute, files in Slicer's DICOM
+    database): the blocking path restores it from the matrix the header states, the worker is told it."""
+    import types
+
+    import pydicom
+    import slicer
+    from sample_series import copy_zero_filled_slices
+
+    from MRQualityMetricsLib.volume_io import read_volume
+
+    folder = copy_zero_filled_slices(tmp_path / "dicom", range(7, 11), (128, 128), 10.0, [0, 128, 128, 0])
+    files = {str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID): str(path)
+             for path in sorted(folder.glob("*.dcm"))}
+    monkeypatch.setattr(slicer, "dicomDatabase", types.SimpleNamespace(fileForInstance=files.get), raising=False)
+    node = add_volume(slicerApp, read_volume(folder, name="zero-filled"))
+    node.SetAttribute("DICOM.instanceUIDs", " ".join(files))
+    logic = SuperResMrmlLogic()
+    with pytest.warns(UserWarning, match=r"from 128x128 \(the DICOM header's acquisition matrix"):
+        logic.process(node, scale=1, device="cpu", modelId=CPU_MODEL, show=False)
+    job = logic.startProcessing(node, scale=1, device="cpu", modelId=CPU_MODEL)
+    try:
+        assert job.worker.command[job.worker.command.index("--stated-matrix") + 1] == "128x128"
+    finally:
+        logic.cancelProcessing(job)
+
+
 def test_cancel_mid_run_kills_the_worker_and_leaves_the_scene_unchanged(slicerApp, pd8):
     import time
 

@@ -120,25 +120,18 @@ def test_enhance_restores_a_zero_filled_series_from_its_acquired_matrix(ge_truth
 def test_a_dicom_series_zero_filled_at_low_snr_is_restored_from_its_stated_matrix(ge_truth, tmp_path):
     """The DICOM path end to end: the header's Acquisition Matrix reaches the detection through the Volume, and
     helps only where it describes the pixels; the slices taken along another axis ignore it."""
-    from sample_series import copy_sample_slices
+    from sample_series import copy_zero_filled_slices
 
     from MRQualityMetricsLib.volume_io import read_volume
 
-    truth = ge_truth[:4]
-    scan = np.clip(np.rint(_scan(truth, (128, 128), 10.0)), 0, 32767).astype(np.int16)
-
-    def zero_filled(matrix):
-        def edit(dataset, position):
-            dataset.PixelData = scan[position].tobytes()
-            dataset.AcquisitionMatrix = matrix
-        return edit
-
+    truth = ge_truth[:4]  # the sample's slices 7-10
     kwargs = dict(scale=1, model_id="mrsr-unet16-2p5d-v7", device="cpu")
-    volume = read_volume(copy_sample_slices(tmp_path / "stated", range(7, 11), edit=zero_filled([0, 128, 128, 0])))
+    volume = read_volume(copy_zero_filled_slices(tmp_path / "stated", range(7, 11), (128, 128), 10.0, [0, 128, 128, 0]))
     assert volume.metadata["acquisition_matrix"] == (128, 128)
     with pytest.warns(UserWarning, match=r"from 128x128 \(the DICOM header's acquisition matrix, confirmed"):
         stated = inference.enhance_volume(volume, **kwargs)
-    unstated = read_volume(copy_sample_slices(tmp_path / "unstated", range(7, 11), edit=zero_filled([0, 256, 256, 0])))
+    unstated = read_volume(copy_zero_filled_slices(tmp_path / "unstated", range(7, 11), (128, 128), 10.0,
+                                                   [0, 256, 256, 0]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # blind detection misses at SNR 10, and the header says 256 x 256
         measured = inference.enhance_volume(unstated, **kwargs)

@@ -242,3 +242,16 @@ def test_smoke_training_writes_loadable_weights_card_and_log(tmp_path, monkeypat
     assert lines[0].startswith("config ") and lines[-1].startswith("summary ")
     assert [line.split()[1] for line in lines if line.startswith("step ")] == ["1", "2", "3"]
     assert messages == lines
+
+
+def test_the_train_command_offers_every_architecture():
+    """cli_train lists the architectures by name (importing network.py would load torch for every command)."""
+    import argparse
+
+    from MRSuperResLib import cli_train
+    from MRSuperResLib.network import ARCHITECTURES
+
+    parser = argparse.ArgumentParser()
+    cli_train.add_arguments(parser)
+    choices = next(action.choices for action in parser._actions if action.dest == "architecture")
+    assert sorted(choices) == sorted(ARCHITECTURES)

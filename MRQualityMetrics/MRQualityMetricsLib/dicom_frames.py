@@ -21,11 +21,17 @@ class Plane:
     multiframe: bool
     orientation: np.ndarray  # ImageOrientationPatient: row direction, column direction
     position: np.ndarray  # ImagePositionPatient: centre of the first pixel
-    size: tuple  # (Rows, Columns, PixelSpacing) as stored, compared between planes
+    rows: int
+    columns: int
+    stored_pixel_spacing: object  # PixelSpacing as stored (None when absent)
     slope: float
     intercept: float
     slice_thickness: str = ""
-    stored_pixel_spacing: object = None
+
+    @property
+    def size(self):
+        """(Rows, Columns, PixelSpacing as stored): what must agree between the planes of a series."""
+        return self.rows, self.columns, str(self.stored_pixel_spacing)
 
     @property
     def pixel_spacing(self):
@@ -82,9 +88,9 @@ def planes_of(path, header):
             label, path, 0, False,
             _float_list(header.get("ImageOrientationPatient"), "ImageOrientationPatient", 6, label),
             _float_list(header.get("ImagePositionPatient"), "ImagePositionPatient", 3, label),
-            size + (str(header.get("PixelSpacing")),),
+            *size, header.get("PixelSpacing"),
             _number(header.get("RescaleSlope"), 1.0), _number(header.get("RescaleIntercept"), 0.0),
-            str(header.get("SliceThickness", "")), header.get("PixelSpacing"),
+            str(header.get("SliceThickness", "")),
         )]
     frames = header.get("PerFrameFunctionalGroupsSequence")
     count = int(header.get("NumberOfFrames", 1) or 1)
@@ -108,8 +114,8 @@ def _frame_plane(header, path, index, groups, size):
         label, path, index, True,
         _float_list(orientation, "ImageOrientationPatient", 6, label),
         _float_list(position, "ImagePositionPatient", 3, label),
-        size + (str(spacing),), _number(slope, 1.0), _number(intercept, 0.0),
-        "" if thickness is None else str(thickness), spacing,
+        *size, spacing, _number(slope, 1.0), _number(intercept, 0.0),
+        "" if thickness is None else str(thickness),
     )
 
 

@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from .dicom_acquisition import stated_matrix_of_file
+from .dicom_acquisition import stated_acquisition_matrix
 from .dicom_frames import frame_pixels, planes_of
 from .volume import volume_from_sitk
 
@@ -75,8 +75,9 @@ def _series_listing(series):
     return "; ".join(f"{uid} ('{description}', {count} files)" for uid, description, count in series)
 
 
-def _choose_series(folder, series_uid):
-    """(UID, [(path, header)]) of the requested or only series."""
+def choose_series(folder, series_uid=None):
+    """(UID, [(path, header)]) of the requested or only series in a folder (and its subfolders); ValueError
+    listing the series when there are several and none is named, or the named one is missing."""
     headers = _image_headers(folder)
     series = [(uid, str(items[0][1].get("SeriesDescription", "")), len(items)) for uid, items in headers.items()]
     if not series:
@@ -172,7 +173,8 @@ def _read_planes(planes):
         if file_planes[0].multiframe:
             pixels[path] = frame_pixels(path, file_planes)
         else:
-            pixels[path] = sitk.GetArrayFromImage(sitk.ReadImage(path)).reshape(1, *file_planes[0].size[:2])
+            pixels[path] = sitk.GetArrayFromImage(sitk.ReadImage(path)).reshape(1, file_planes[0].rows,
+                                                                                 file_planes[0].columns)
     image = sitk.GetImageFromArray(np.stack([pixels[plane.path][plane.frame] for plane in planes]))
     first, last = planes[0], planes[-1]
     row, column = first.orientation[:3], first.orientation[3:]
@@ -191,7 +193,7 @@ def read_dicom_series(folder, series_uid=None, name=None):
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise ValueError(f"DICOM folder '{folder}' does not exist")
-    uid, items = _choose_series(folder, series_uid)
+    uid, items = choose_series(folder, series_uid)
     planes = _sorted_checked_planes(items)
     files = list(dict.fromkeys(plane.path for plane in planes))
     first = dict(items)[planes[0].path]
@@ -219,7 +221,15 @@ def read_dicom_series(folder, series_uid=None, name=None):
         manufacturer=str(first.get("Manufacturer", "")),
         magnetic_field_strength=str(first.get("MagneticFieldStrength", "")),
         slice_thickness=str(planes[0].slice_thickness or first.get("SliceThickness", "")),
-        acquisition_matrix=stated_matrix_of_file(planes[0].path, first),
+        acquisition_matrix=_stated_matrix(first, planes[0]),
     )
     return volume
+
+
+def _stated_matrix(header, plane):
+    """The acquired matrix the header states (dicom_acquisition.py) for the grid of its first plane, or None."""
+    try:
+        return stated_acquisition_matrix(header, plane.rows, plane.columns, plane.pixel_spacing)
+    except ValueError:  # no usable PixelSpacing
+        return None
 

@@ -132,8 +132,8 @@ class MeasuredBandRestorer:
     measured: (S, r, c) input slices on their own grid; output: (S, R, C) float32 network output, corrected in
     place; sigma: noise SD of the input. Each pass needs its pilot a halo of slices ahead (DEPTH - 1; more for the
     grouped pass), so a slice is final once the network has reached the sum of the halos further (or the end of
-    the volume). Memory on the
-    device (the host if it is full): PASSES arrays of the input's size, plus the input itself on a GPU.
+    the volume). Memory on the device (the host if it is full): PASSES arrays of the input's size, plus the input
+    itself on a GPU.
     """
 
     def __init__(self, measured: np.ndarray, output: np.ndarray, sigma: float, device):

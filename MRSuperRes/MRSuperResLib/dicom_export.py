@@ -37,36 +37,19 @@ _REMOVED_TAGS = (0x00200030, 0x00200035, 0x00200050)
 
 
 def read_series_headers(folder, series_uid=None):
-    """Headers (no pixel data) of the DICOM image files of one series in folder, each with ``.filename``."""
-    import pydicom
+    """Headers (no pixel data) of the DICOM image files of one series in folder, each with ``.filename``; the
+    series is found as the DICOM reader finds it (MRQualityMetricsLib.dicom_series.choose_series)."""
+    from MRQualityMetricsLib.dicom_series import choose_series
 
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: not a folder")
-    by_series = {}
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        try:
-            dataset = pydicom.dcmread(path, stop_before_pixels=True)
-        except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError):
-            continue
-        if "SeriesInstanceUID" not in dataset or "ImagePositionPatient" not in dataset:
-            continue  # not an image of a series with geometry (DICOMDIR, reports, ...)
-        by_series.setdefault(str(dataset.SeriesInstanceUID), []).append(dataset)
-    if not by_series:
-        raise ValueError(f"{folder}: no DICOM image series found")
-    if series_uid is None:
-        if len(by_series) > 1:
-            listing = ", ".join(f"{uid} ({len(items)} files)" for uid, items in by_series.items())
-            raise ValueError(f"{folder}: {len(by_series)} DICOM series found, choose one with --series: {listing}")
-        return next(iter(by_series.values()))
-    if series_uid not in by_series:
-        raise ValueError(f"{folder}: series {series_uid} not found (found: {', '.join(by_series)})")
-    return by_series[series_uid]
+    return [header for _, header in choose_series(folder, series_uid)[1]]
 
 
 def headers_for_volume(volume, folder, series_uid=None):
-    """Headers of the files a Volume was read from (``metadata["files"]`` of the DICOM reader; an enhanced file
-    gives one classic-looking header per frame, dicom_frame_templates.py), else of the series in folder."""
+    """Headers of the files a Volume was read from (``metadata["files"]`` of the DICOM reader), else of the series
+    in folder; an enhanced file gives one classic-looking header per frame (dicom_frame_templates.py)."""
     import pydicom
 
     from MRQualityMetricsLib.dicom_frames import is_multiframe
@@ -74,12 +57,13 @@ def headers_for_volume(volume, folder, series_uid=None):
     from .dicom_frame_templates import frame_templates
 
     files = volume.metadata.get("files") if isinstance(volume.metadata, dict) else None
-    if not files:
-        return read_series_headers(folder, series_uid)
+    if files:
+        sources = [pydicom.dcmread(path, stop_before_pixels=True) for path in files]
+    else:
+        sources = read_series_headers(folder, series_uid)
     headers = []
-    for path in files:
-        header = pydicom.dcmread(path, stop_before_pixels=True)
-        headers += frame_templates(path, header) if is_multiframe(header) else [header]
+    for header in sources:
+        headers += frame_templates(header.filename, header) if is_multiframe(header) else [header]
     return headers
 
 
