@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from MRQualityMetricsLib.volume import make_ijk_to_ras
-from MRSuperResLib import block_matching, data_consistency, inference, phantoms
+from MRSuperResLib import block_matching, data_consistency, inference, method_noise, phantoms
 from MRSuperResLib.block_matching import block_matching_wiener
 from MRSuperResLib.data_consistency import MeasuredBandRestorer, dct_matrix, wiener_filter
 from MRSuperResLib.degradation import fft2c, fourier_resample
@@ -151,6 +151,7 @@ def test_super_resolution_final_pass_assumes_the_noise_divided_by_the_scale(monk
     pilot = fourier_resample(restored, (16, 16))
     first = wiener_filter(measured, pilot, 8.0, stride=data_consistency.PILOT_PASS_STRIDE)
     final = wiener_filter(measured, first, 8.0 / 2**data_consistency.FINAL_PASS_NOISE_EXPONENT)
+    final = method_noise.keep_significant_residual(measured, final, 8.0, scale=2.0)
     torch.testing.assert_close(shipped, restored + fourier_resample(final - pilot, (32, 32)), atol=1e-4, rtol=0)
     monkeypatch.setattr(data_consistency, "FINAL_PASS_NOISE_EXPONENT", 0.0)
     full_noise = restore_measured_band(measured, restored, 8.0)
@@ -162,7 +163,8 @@ def test_denoising_final_pass_filters_groups_of_similar_blocks_at_the_full_noise
     restored = _noisy(_square(32)[None].repeat(5, 1, 1), 2.0, seed=7)
     shipped = restore_measured_band(measured, restored, 8.0)
     pilot = wiener_filter(measured, restored, 8.0, stride=data_consistency.PILOT_PASS_STRIDE)
-    torch.testing.assert_close(shipped, block_matching_wiener(measured, pilot, 8.0, data_consistency.DEPTH),
+    final = block_matching_wiener(measured, pilot, 8.0, data_consistency.DEPTH)
+    torch.testing.assert_close(shipped, method_noise.keep_significant_residual(measured, final, 8.0, scale=1.0),
                                atol=1e-4, rtol=0)
 
 
@@ -174,15 +176,17 @@ def test_denoising_with_fixed_blocks_uses_the_pilot_pass_stride(monkeypatch):
     restored = _noisy(_square(32)[None].repeat(5, 1, 1), 2.0, seed=7)
     shipped = restore_measured_band(measured, restored, 8.0)
     pilot = wiener_filter(measured, restored, 8.0, stride=data_consistency.PILOT_PASS_STRIDE)
-    torch.testing.assert_close(shipped, wiener_filter(measured, pilot, 8.0), atol=1e-4, rtol=0)
+    final = wiener_filter(measured, pilot, 8.0)
+    torch.testing.assert_close(shipped, method_noise.keep_significant_residual(measured, final, 8.0, scale=1.0),
+                               atol=1e-4, rtol=0)
 
 
 def test_slices_smaller_than_a_block_are_denoised_with_fixed_blocks():
     measured = _noisy(_square(6)[None].repeat(5, 1, 1), 8.0)
     restored = _noisy(_square(6)[None].repeat(5, 1, 1), 2.0, seed=7)
     pilot = wiener_filter(measured, restored, 8.0, stride=data_consistency.PILOT_PASS_STRIDE)
-    torch.testing.assert_close(restore_measured_band(measured, restored, 8.0), wiener_filter(measured, pilot, 8.0),
-                               atol=1e-4, rtol=0)
+    final = method_noise.keep_significant_residual(measured, wiener_filter(measured, pilot, 8.0), 8.0, scale=1.0)
+    torch.testing.assert_close(restore_measured_band(measured, restored, 8.0), final, atol=1e-4, rtol=0)
 
 
 def test_denoising_streamed_in_small_steps_and_chunks_gives_the_one_go_result(monkeypatch):

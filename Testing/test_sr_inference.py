@@ -177,20 +177,20 @@ def test_input_array_is_not_modified_and_explicit_slice_axis_is_used():
 
 
 @pytest.mark.parametrize("data_consistency, chunk_slices, finished", [
-    (False, None, [2, 4, 6, 8, 10, 12]),
-    # The Wiener step's two passes each need their pilot 3 slices ahead: a slice is final 6 slices behind the
-    # network, in whole chunks of slices (2 here; by default a chunk is larger than this volume).
-    (True, 2, [0, 0, 0, 2, 4, 12]),
-    (True, None, [0, 0, 0, 0, 0, 12]),
+    (False, None, [2, 4, 6, 8, 10, 12, 14, 16]),
+    # The Wiener step's two passes and the method-noise check each need their source 3 slices ahead: a slice is
+    # final 9 slices behind the network, in chunks of slices (2 here; by default a chunk is larger than this volume).
+    (True, 2, [0, 0, 0, 0, 0, 3, 5, 16]),
+    (True, None, [0, 0, 0, 0, 0, 0, 0, 16]),
 ])
 def test_progress_counts_final_slices_up_to_the_total(monkeypatch, data_consistency, chunk_slices, finished):
     if chunk_slices is not None:
         monkeypatch.setattr(data_consistency_module, "CHUNK_PIXELS", chunk_slices * 24 * 24)  # 24 x 24 input slices
     calls = []
-    array = np.random.default_rng(3).random((12, 24, 24)).astype(np.float32)
+    array = np.random.default_rng(3).random((16, 24, 24)).astype(np.float32)
     _enhance(array, make_ijk_to_ras((1, 1, 3)), scale=2, batch_size=2, data_consistency=data_consistency,
              progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(done, 12) for done in finished]
+    assert calls == [(done, 16) for done in finished]
 
 
 def test_cancel_event_raises_enhance_cancelled():

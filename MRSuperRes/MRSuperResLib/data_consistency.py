@@ -8,8 +8,9 @@ where it says noise, the network's denoising stays. The blocks span neighbouring
 from slice to slice while the noise does not: that redundancy is what a slice-by-slice network leaves unused.
 Blocks overlap (stride 1 across slices, 2 in-plane) and are averaged with BM3D's weights. The filter runs twice,
 the second time with the first estimate as pilot. When denoising (x1) the final pass filters each block together
-with the blocks most like it (block_matching.py). Only the band the input measured is changed; what the network
-added beyond it (super-resolution) is kept as it is.
+with the blocks most like it (block_matching.py). Finally the residual comes back wherever it is significantly more
+than noise (method_noise.py). Only the band the input measured is changed; what the network added beyond it
+(super-resolution) is kept as it is.
 
 Measured on the held-out volumes of `mrsuperres evaluate` with the quality model (docs/evaluation/
 model-comparison.md), against the previous 2D single-pass form (8 x 8 blocks): +1.4 dB mean PSNR at x1, +0.5 dB
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import method_noise
 from .block_matching import block_matching_wiener, slice_halo
 from .degradation import fourier_resample
 from .transforms import dct_matrix
@@ -48,6 +50,8 @@ FINAL_PASS_NOISE_EXPONENT = 1.0
 # under 0.1 dB and brought the x2 lesion to its limit, so there the fixed blocks stay
 # (docs/evaluation/model-comparison.md).
 BLOCK_MATCHING_WHEN_DENOISING = True
+# After the final pass, the residual comes back wherever it is significantly more than noise (method_noise.py).
+METHOD_NOISE_CHECK = True
 # Pixels (slices x rows x columns of the input grid) per chunk of slices, and per group of blocks transformed at
 # once: the overlapping blocks take BLOCK^2 / STRIDE^2 = 16 floats per pixel of the group in each of the several
 # tensors alive at once (4 MB each per 256 x 256 slice). A GPU takes larger groups: fewer, larger kernels. Chunks
@@ -127,13 +131,14 @@ def wiener_filter(measured: torch.Tensor, pilot: torch.Tensor, sigma: float, dep
 
 
 class MeasuredBandRestorer:
-    """The Wiener step over a whole volume, streamed behind the network as its output arrives.
+    """The Wiener step and the method-noise check over a whole volume, streamed behind the network as its output
+    arrives.
 
     measured: (S, r, c) input slices on their own grid; output: (S, R, C) float32 network output, corrected in
-    place; sigma: noise SD of the input. Each pass needs its pilot a halo of slices ahead (DEPTH - 1; more for the
-    grouped pass), so a slice is final once the network has reached the sum of the halos further (or the end of
-    the volume). Memory on the device (the host if it is full): PASSES arrays of the input's size, plus the input
-    itself on a GPU.
+    place; sigma: noise SD of the input. Each stage needs its source a halo of slices ahead (DEPTH - 1; more for the
+    grouped pass; method_noise.HALO for the check), so a slice is final once the network has reached the sum of the
+    halos further (or the end of the volume). Memory on the device (the host if it is full): PASSES + 1 arrays of
+    the input's size, plus the input itself on a GPU.
     """
 
     def __init__(self, measured: np.ndarray, output: np.ndarray, sigma: float, device):
@@ -143,19 +148,22 @@ class MeasuredBandRestorer:
         # Slices smaller than a block keep the fixed blocks, which pad them.
         self.block_matching = (BLOCK_MATCHING_WHEN_DENOISING and self.in_shape == self.out_shape
                                and min(self.in_shape) >= BLOCK)
-        scale = math.sqrt(self.out_shape[0] * self.out_shape[1] / (self.in_shape[0] * self.in_shape[1]))
+        self.scale = math.sqrt(self.out_shape[0] * self.out_shape[1] / (self.in_shape[0] * self.in_shape[1]))
         # Noise each pass assumes: sigma, except the final pass when super-resolving (see FINAL_PASS_NOISE_EXPONENT).
-        self.sigmas = [float(sigma)] * (passes - 1) + [float(sigma) / scale**FINAL_PASS_NOISE_EXPONENT]
+        self.sigmas = [float(sigma)] * (passes - 1) + [float(sigma) / self.scale**FINAL_PASS_NOISE_EXPONENT]
+        self.sigma = float(sigma)
         self.strides = [PILOT_PASS_STRIDE] * (passes - 1) + [STRIDE]
-        # Slices beyond a chunk that each pass's estimate depends on: a chunk is computed with them, then cropped.
-        self.halos = [DEPTH - 1] * (passes - 1) + [slice_halo(DEPTH) if self.block_matching else DEPTH - 1]
+        # Slices beyond a chunk that each stage's result depends on: a chunk is computed with them, then cropped.
+        # Stages: the Wiener passes, then the method-noise check on the final pass's estimate.
+        self.halos = ([DEPTH - 1] * (passes - 1) + [slice_halo(DEPTH) if self.block_matching else DEPTH - 1]
+                      + [method_noise.HALO if METHOD_NOISE_CHECK else 0])
         # estimates[0]: the network's output on the input grid; estimates[k]: the k-th Wiener estimate.
-        self.estimates = [self._allocate(measured.shape) for _ in range(passes)]
+        self.estimates = [self._allocate(measured.shape) for _ in range(passes + 1)]
         self.measured_on_device = None  # on a GPU the input goes over once, not once per pass
         if self.device.type == "cuda":
             self.measured_on_device = self._allocate(measured.shape)
             self.measured_on_device.copy_(torch.from_numpy(np.ascontiguousarray(measured, dtype=np.float32)))
-        self.ready = [0] * (passes + 1)  # slices done: pilot, estimates 1..passes-1, final output
+        self.ready = [0] * (passes + 2)  # slices done: pilot, Wiener estimates 1..passes, final output
 
     def _allocate(self, shape):
         try:
@@ -176,12 +184,17 @@ class MeasuredBandRestorer:
         return [(start, min(last, start + step)) for start in range(first, last, step)]
 
     def _estimate(self, source, first, last):
-        """Wiener estimate of slices first..last-1 from pilot estimates[source] (ready up to last + its halo)."""
+        """Stage source + 1 on slices first..last-1 from estimates[source] (ready up to last + its halo): a Wiener
+        pass, or after the final one the method-noise check."""
         halo = self.halos[source]
         low, high = max(0, first - halo), min(self.measured.shape[0], last + halo)
         measured = self.measured_on_device if self.measured_on_device is not None else self.measured
         measured, pilot = self._tensor(measured[low:high]), self._tensor(self.estimates[source][low:high])
-        if self.block_matching and source == len(self.estimates) - 1:  # the final pass when denoising
+        passes = len(self.sigmas)
+        if source == passes:
+            filtered = (method_noise.keep_significant_residual(measured, pilot, self.sigma, self.scale)
+                        if METHOD_NOISE_CHECK else pilot)
+        elif self.block_matching and source == passes - 1:  # the final pass when denoising
             filtered = block_matching_wiener(measured, pilot, self.sigmas[source], self.depth)
         else:
             filtered = wiener_filter(measured, pilot, self.sigmas[source], self.depth, stride=self.strides[source])
@@ -195,20 +208,20 @@ class MeasuredBandRestorer:
             self.estimates[0][first:last] = (fourier_resample(pilot, self.in_shape)
                                              if self.in_shape != self.out_shape else pilot)
             self.ready[0] = last
-        passes = len(self.estimates)
-        for stage in range(1, passes + 1):
+        stages = len(self.estimates)
+        for stage in range(1, stages + 1):
             source_ready = self.ready[stage - 1]
             target = total if source_ready == total else max(self.ready[stage], source_ready - self.halos[stage - 1])
             if target < total and target - self.ready[stage] < self._chunk_slices():
                 continue  # wait for a whole chunk: short ones would recompute the shared block windows each time
             for first, last in self._chunks(self.ready[stage], target):
                 estimate = self._estimate(stage - 1, first, last)
-                if stage < passes:
+                if stage < stages:
                     self.estimates[stage][first:last] = estimate
                 else:
                     self._correct(first, last, estimate)
                 self.ready[stage] = last  # per chunk: a call that fails part-way (GPU memory) resumes here
-        return self.ready[passes]
+        return self.ready[stages]
 
     def _correct(self, first, last, estimate):
         """Output slices first..last-1: the measured band becomes `estimate`, the rest stays the network's."""
