@@ -1,7 +1,8 @@
 """Read one DICOM image series from a folder into a Volume, with the geometry checks a measurement needs.
 
 - Series are found by SeriesInstanceUID among the DICOM image files in the folder and up to 4 levels of
-  subfolders (pydicom headers; GDCM's own scan is much slower on some files) and the pixels are read by SimpleITK's ImageSeriesReader (GDCM).
+  subfolders (pydicom headers; GDCM's own scan is much slower on some files) and the pixels are read by
+  SimpleITK's ImageSeriesReader (GDCM).
   Enhanced (multi-frame) files contribute one plane per frame, with the geometry and rescale of its functional
   groups (dicom_frames.py); their frames are stacked here in slice order.
   Several series and no series_uid -> ValueError listing every UID with its description and file count; an

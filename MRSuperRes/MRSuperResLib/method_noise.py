@@ -16,8 +16,12 @@ limit 23.6; 19.6 / 23.4 / 25.7 before) and at x2 at SNR 20 (20.3, limit 20.1; 18
 of mean PSNR on the held-out volumes. With the default unet48 the x2 lesion passes at SNR 10 too (21.9, limit 21.3).
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F
+
+from .simulate import gaussian_kernel
 
 SMOOTHING_SD = (0.7, 0.8)  # Gaussian SD of the matched filter: (slices, pixels of the input grid)
 # In-plane Gaussian SD (pixels) of the slowly varying part of the residual, which is left out: a restoration that
@@ -25,15 +29,11 @@ SMOOTHING_SD = (0.7, 0.8)  # Gaussian SD of the matched filter: (slices, pixels 
 # is significant but no structure.
 BACKGROUND_SD = 4.0
 THRESHOLD_Z = 2.0  # z where the residual starts to come back, divided by the scale; in full one unit above
-_TRUNCATE = 4.0  # kernel radius in SDs (as scipy.ndimage.gaussian_filter)
-HALO = int(_TRUNCATE * SMOOTHING_SD[0] + 0.5)  # slices beyond a range that its result depends on
+HALO = len(gaussian_kernel(SMOOTHING_SD[0])) // 2  # slices beyond a range that its result depends on
 
 
 def _kernel(sd: float, device) -> torch.Tensor:
-    radius = int(_TRUNCATE * sd + 0.5)
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
-    kernel = torch.exp(-0.5 * (offsets / sd) ** 2)
-    return kernel / kernel.sum()
+    return torch.from_numpy(gaussian_kernel(sd)).float().to(device)
 
 
 def _smooth_along(stack: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
@@ -60,16 +60,18 @@ def _matched_filter(detail: torch.Tensor) -> torch.Tensor:
     return detail
 
 
-def _noise_gain(device) -> float:
-    """SD of white unit noise after _detail and the matched filter: the norm of their response to one pixel."""
-    radius = int(_TRUNCATE * BACKGROUND_SD + 0.5) + int(_TRUNCATE * SMOOTHING_SD[1] + 0.5) + 1
-    impulse = torch.zeros((2 * HALO + 1, 2 * radius + 1, 2 * radius + 1), device=device)
+@functools.cache
+def _noise_gain() -> float:
+    """SD of white unit noise after _detail and the matched filter: the norm of their response to one pixel (once,
+    on the CPU)."""
+    radius = len(gaussian_kernel(BACKGROUND_SD)) // 2 + len(gaussian_kernel(SMOOTHING_SD[1])) // 2 + 1
+    impulse = torch.zeros((2 * HALO + 1, 2 * radius + 1, 2 * radius + 1))
     impulse[HALO, radius, radius] = 1.0
     return float(_matched_filter(_detail(impulse)).square().sum().sqrt())
 
 
 def _z(detail: torch.Tensor, sigma: float) -> torch.Tensor:
-    return _matched_filter(detail) / (sigma * _noise_gain(detail.device))
+    return _matched_filter(detail) / (sigma * _noise_gain())
 
 
 def smoothed_z(residual: torch.Tensor, sigma: float) -> torch.Tensor:

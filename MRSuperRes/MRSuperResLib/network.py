@@ -13,7 +13,7 @@ import torch
 ARCHITECTURES = {
     "unet32": {"features": (32, 32, 64, 128, 256, 32)},
     "unet16": {"features": (16, 16, 32, 64, 128, 16)},
-    "unet48": {"features": (48, 48, 96, 192, 384, 48)},  # capacity experiment (configs/training/README.md)
+    "unet48": {"features": (48, 48, 96, 192, 384, 48)},  # the default quality model (configs/training/README.md)
 }
 
 

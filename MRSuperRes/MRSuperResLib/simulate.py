@@ -161,6 +161,14 @@ def bias_field(shape_kji, strength: float, rng: np.random.Generator) -> np.ndarr
     return np.exp(strength * poly)
 
 
+def gaussian_kernel(sigma_voxels: float) -> np.ndarray:
+    """Normalised 1D Gaussian sampled at integer voxel offsets, truncated at 4 sigma (at least 3 taps)."""
+    radius = max(1, int(math.ceil(4 * sigma_voxels)))
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma_voxels) ** 2)
+    return kernel / kernel.sum()
+
+
 def slice_profile_kernel(fwhm_voxels: float, profile: str = "gaussian") -> np.ndarray:
     """Normalised 1D kernel of the slice profile sampled at integer voxel offsets.
 
@@ -168,10 +176,7 @@ def slice_profile_kernel(fwhm_voxels: float, profile: str = "gaussian") -> np.nd
     the fraction of the voxel the box covers (exact area, so a delta slice keeps its integral).
     """
     if profile == "gaussian":
-        sigma = fwhm_voxels / _FWHM_PER_SIGMA
-        radius = max(1, int(math.ceil(4 * sigma)))
-        offsets = np.arange(-radius, radius + 1)
-        kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+        return gaussian_kernel(fwhm_voxels / _FWHM_PER_SIGMA)
     else:
         half = fwhm_voxels / 2
         radius = int(math.ceil(half + 0.5))
