@@ -221,6 +221,9 @@ def test_ctrl_c_mid_run_exits_130_and_leaves_no_output(tmp_path):
         [sys.executable, "-u", "-m", "MRSuperResLib.cli", "enhance", str(folder), "--output", str(output),
          "--scale", "3", "--device", "cpu", "--batch-size", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell's background job ignores SIGINT, and a child inherits that: give it back the default, as a
+        # terminal's foreground process has it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         for line in process.stderr:  # the first progress report: the network is running

@@ -96,16 +96,22 @@ def test_a_stack_thinner_than_the_block_uses_its_own_thickness():
     torch.testing.assert_close(wiener_filter(measured, pilot, 10.0, depth=4), wiener_filter(measured, pilot, 10.0, depth=2))
 
 
-def test_streaming_in_small_steps_and_chunks_gives_the_one_go_result(monkeypatch):
-    """The restorer follows the network batch by batch; chunk and step boundaries must not show in the result."""
+@pytest.mark.parametrize("grouped", [False, True])
+def test_streaming_in_small_steps_and_chunks_gives_the_one_go_result(monkeypatch, grouped):
+    """The restorer follows the network batch by batch; chunk and step boundaries must not show in the result (also
+    with the optional grouped final pass when super-resolving, which reaches further across slices)."""
+    monkeypatch.setattr(data_consistency, "BLOCK_MATCHING_WHEN_SUPER_RESOLVING", grouped)
     truth = _square(32)[None].repeat(11, 1, 1) * torch.linspace(0.5, 1.5, 11).view(-1, 1, 1)
     measured = fourier_resample(_noisy(truth, 6.0), (16, 16))
     restored = truth + 2.0 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(6))
     whole = restore_measured_band(measured, restored, 6.0)
     monkeypatch.setattr(data_consistency, "CHUNK_PIXELS", 2 * 16 * 16)  # 2 slices per chunk
     monkeypatch.setattr(data_consistency, "GROUP_PIXELS", {"cpu": 4 * 16 * 16})  # 1 block window per group
+    monkeypatch.setattr(block_matching, "MATCH_PIXELS", {"cpu": 16 * 16})  # 1 block window per match
+    monkeypatch.setattr(block_matching, "ELEMENTS_PER_GROUP", {"cpu": 1000})  # 1 group per transform
     output = restored.numpy().copy()
     restorer = MeasuredBandRestorer(measured.numpy(), output, 6.0, torch.device("cpu"))
+    assert restorer.block_matching == grouped
     finished = [restorer.advance(available) for available in (1, 3, 4, 8, 9, 11)]
     assert finished == sorted(finished) and finished[-1] == 11 and finished[0] == 0
     torch.testing.assert_close(torch.from_numpy(output), whole, atol=1e-3, rtol=0)
@@ -139,19 +145,19 @@ def test_enhance_at_strength_zero_keeps_the_measured_input_and_the_network_alone
     assert np.abs(network - noisy).max() > 0.5
 
 
-def test_super_resolution_final_pass_assumes_the_noise_divided_by_the_scale(monkeypatch):
+def test_super_resolution_final_pass_assumes_less_noise(monkeypatch):
     """Upsampling x2: the first pass filters with sigma (a clean pilot), the final pass as if the noise were
-    sigma / 2, because the pilot under-represents small structures in the measured band; it keeps more of the
+    sigma / sqrt(2), because the pilot under-represents small structures in the measured band; it keeps more of the
     measurement than two passes at sigma."""
-    assert data_consistency.FINAL_PASS_NOISE_EXPONENT > 0 and data_consistency.PASSES == 2
+    assert 0 < data_consistency.FINAL_PASS_NOISE_EXPONENT < 1 and data_consistency.PASSES == 2
     truth = _square(32)[None].repeat(5, 1, 1)
     measured = fourier_resample(_noisy(truth, 8.0), (16, 16))
     restored = truth + 2.0 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(7))
     shipped = restore_measured_band(measured, restored, 8.0)
     pilot = fourier_resample(restored, (16, 16))
     first = wiener_filter(measured, pilot, 8.0, stride=data_consistency.PILOT_PASS_STRIDE)
-    final = wiener_filter(measured, first, 8.0 / 2**data_consistency.FINAL_PASS_NOISE_EXPONENT)
-    final = method_noise.keep_significant_residual(measured, final, 8.0, scale=2.0)
+    final_sigma = 8.0 / 2**data_consistency.FINAL_PASS_NOISE_EXPONENT
+    final = method_noise.keep_significant_residual(measured, wiener_filter(measured, first, final_sigma), 8.0, 2.0)
     torch.testing.assert_close(shipped, restored + fourier_resample(final - pilot, (32, 32)), atol=1e-4, rtol=0)
     monkeypatch.setattr(data_consistency, "FINAL_PASS_NOISE_EXPONENT", 0.0)
     full_noise = restore_measured_band(measured, restored, 8.0)

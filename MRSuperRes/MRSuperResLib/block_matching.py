@@ -10,8 +10,8 @@ back to their places with BM3D's weights (times a Kaiser window, which softens b
 Measured with the quality model on the held-out volumes of `mrsuperres evaluate` (docs/evaluation/
 model-comparison.md), as the final pass when denoising: +0.45 dB mean PSNR at x1 over the fixed blocks, +0.15 to
 +0.2 dB on the real GE series; enhance() at x1 takes 24-28 s instead of 18 s for 256 x 256 x 176 on the 2-core CPU
-(fast model), the step 0.18 s on an H100. When super-resolving it gained less than 0.1 dB and brought the 3 mm
-lesion to its limit, so data_consistency.py uses it for denoising (x1) only.
+(fast model), the step 0.18 s on an H100. When super-resolving it gains only +0.07 to +0.13 dB at x2 for 9-10 s
+more on that CPU, so data_consistency.py uses it for denoising (x1) only.
 """
 
 import numpy as np

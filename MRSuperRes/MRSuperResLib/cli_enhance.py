@@ -57,7 +57,7 @@ def add_arguments(parser):
     parser.add_argument("--scale", type=int, choices=(1, 2, 3), default=2,
                         help="in-plane resolution factor (1 = denoise only; default 2)")
     parser.add_argument("--denoise", type=_unit_interval, default=1.0,
-                        help="denoising strength 0..1 (0 = none, 1 = full, default 1; at x3 and low SNR 0.75 keeps "
+                        help="denoising strength 0..1 (0 = none, 1 = full, default 1; at x3 and low SNR 0.6 keeps "
                              "small lesions at their contrast)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="compute device (default auto: CUDA GPU if available)")

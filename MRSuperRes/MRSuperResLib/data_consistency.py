@@ -39,17 +39,22 @@ PILOT_PASS_STRIDE = 4
 DEPTH = 4  # slices per block (stride 1 across slices)
 PASSES = 2  # Wiener passes; each later pass uses the previous estimate as pilot
 # When super-resolving, the network's output under-represents small bright structures in the measured band, so
-# the final pass assumes sigma / scale^FINAL_PASS_NOISE_EXPONENT (sigma / 2 at x2, sigma / 3 at x3); earlier passes
-# assume sigma and keep their pilot clean. 3 mm lesion check, mean of three noise draws (limits 20.7 at x2, 13.7
-# at x3): final pass at sigma 18.5 / 10.3; 0.7 sigma in both passes (the previous form) 20.7 / 12.6; sigma / scale
-# 21.3 / 14.1, for -0.04 / -0.23 dB mean PSNR against the previous form (docs/evaluation/model-comparison.md).
-FINAL_PASS_NOISE_EXPONENT = 1.0
+# the final pass assumes sigma / scale^FINAL_PASS_NOISE_EXPONENT (sigma / 1.41 at x2, sigma / 1.73 at x3); earlier
+# passes assume sigma and keep their pilot clean. Since the method-noise check brings back what a pass removes from
+# a small lesion, the final pass can denoise more than at sigma / scale (the form before session 10). Default
+# model against sigma / scale: +0.45 / +0.20 / +0.01 dB mean PSNR at x2 (SNR 10 / 20 / 40), +0.57 / +0.21 / -0.01
+# at x3; on the real GE series +0.09 / -0.02 / -0.08 at x2; the x2 lesion 22.5 / 21.4 / 22.2 against limits of
+# 21.3 / 20.1 / 20.7 (21.9 / 20.9 / 22.0 before). Exponent 0 gains up to 0.5 dB more on the smooth templates at
+# SNR 10 but loses 0.1-0.15 dB on the GE series at SNR 20-40 (docs/evaluation/model-comparison.md, "The final pass
+# after the method-noise check").
+FINAL_PASS_NOISE_EXPONENT = 0.5
 # When denoising (x1), the final pass filters groups of similar blocks instead of single blocks (block_matching.py):
 # +0.45 dB mean PSNR at x1, +0.15 to +0.2 dB on the real GE series, for 24-28 s instead of 18 s of enhance() at x1
-# on the 2-core CPU (256 x 256 x 176, fast model; 0.18 s for the step on an H100). When super-resolving it gained
-# under 0.1 dB and brought the x2 lesion to its limit, so there the fixed blocks stay
-# (docs/evaluation/model-comparison.md).
+# on the 2-core CPU (256 x 256 x 176, fast model; 0.18 s for the step on an H100). When super-resolving they gain
+# only +0.07 to +0.13 dB at x2 (with the method-noise check guarding the lesion) and take the step from 13-15 s to
+# 23-25 s on that CPU, so there the fixed blocks stay (docs/evaluation/model-comparison.md).
 BLOCK_MATCHING_WHEN_DENOISING = True
+BLOCK_MATCHING_WHEN_SUPER_RESOLVING = False
 # After the final pass, the residual comes back wherever it is significantly more than noise (method_noise.py).
 METHOD_NOISE_CHECK = True
 # Pixels (slices x rows x columns of the input grid) per chunk of slices, and per group of blocks transformed at
@@ -146,8 +151,8 @@ class MeasuredBandRestorer:
         self.depth, passes = DEPTH, PASSES
         self.in_shape, self.out_shape = tuple(measured.shape[1:]), tuple(output.shape[1:])
         # Slices smaller than a block keep the fixed blocks, which pad them.
-        self.block_matching = (BLOCK_MATCHING_WHEN_DENOISING and self.in_shape == self.out_shape
-                               and min(self.in_shape) >= BLOCK)
+        grouped = BLOCK_MATCHING_WHEN_DENOISING if self.in_shape == self.out_shape else BLOCK_MATCHING_WHEN_SUPER_RESOLVING
+        self.block_matching = grouped and min(self.in_shape) >= BLOCK
         self.scale = math.sqrt(self.out_shape[0] * self.out_shape[1] / (self.in_shape[0] * self.in_shape[1]))
         # Noise each pass assumes: sigma, except the final pass when super-resolving (see FINAL_PASS_NOISE_EXPONENT).
         self.sigmas = [float(sigma)] * (passes - 1) + [float(sigma) / self.scale**FINAL_PASS_NOISE_EXPONENT]
@@ -194,7 +199,7 @@ class MeasuredBandRestorer:
         if source == passes:
             filtered = (method_noise.keep_significant_residual(measured, pilot, self.sigma, self.scale)
                         if METHOD_NOISE_CHECK else pilot)
-        elif self.block_matching and source == passes - 1:  # the final pass when denoising
+        elif self.block_matching and source == passes - 1:  # the final pass, grouped
             filtered = block_matching_wiener(measured, pilot, self.sigmas[source], self.depth)
         else:
             filtered = wiener_filter(measured, pilot, self.sigmas[source], self.depth, stride=self.strides[source])

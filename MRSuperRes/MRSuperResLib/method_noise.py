@@ -6,14 +6,15 @@ or ringing, a fine real detail. The residual's small-scale part (less its in-pla
 with a small Gaussian (a matched filter for structures of a pixel or two, across neighbouring slices too) and
 divided by the SD white noise of the assumed level would have after these two steps; where this z exceeds a
 threshold, the small-scale residual comes back, in full from one unit of z above it. The threshold is divided by
-the scale because the final Wiener pass of a super-resolution assumes the noise divided by the scale
-(data_consistency.FINAL_PASS_NOISE_EXPONENT): its residual holds less noise, so a chance excess costs less, while a
+the scale because the final Wiener pass of a super-resolution assumes less noise (sigma / sqrt(scale),
+data_consistency.FINAL_PASS_NOISE_EXPONENT): its residual holds less noise, so a chance excess costs less, while a
 lesion's deficit is spread over fewer, coarser pixels.
 
 Measured with the quality model v3 (docs/evaluation/model-comparison.md, "The method-noise check"): the 3 mm
 lesion of `mrsuperres evaluate` now keeps its contrast at x1 at every SNR (27.3 / 26.2 / 25.7 at SNR 10 / 20 / 40,
 limit 23.6; 19.6 / 23.4 / 25.7 before) and at x2 at SNR 20 (20.3, limit 20.1; 18.0 before), for -0.07 to +0.01 dB
-of mean PSNR on the held-out volumes. With the default unet48 the x2 lesion passes at SNR 10 too (21.9, limit 21.3).
+of mean PSNR on the held-out volumes. With the default unet48 the x2 lesion passes at SNR 10 too (21.9, limit 21.3),
+and since the check guards it, the final Wiener pass denoises more (data_consistency.FINAL_PASS_NOISE_EXPONENT).
 """
 
 import functools
