@@ -44,9 +44,9 @@ PASSES = 2  # Wiener passes; each later pass uses the previous estimate as pilot
 # a small lesion, the final pass can denoise more than at sigma / scale (the form before session 10). Default
 # model against sigma / scale: +0.45 / +0.20 / +0.01 dB mean PSNR at x2 (SNR 10 / 20 / 40), +0.57 / +0.21 / -0.01
 # at x3; on the real GE series +0.09 / -0.02 / -0.08 at x2; the x2 lesion 22.5 / 21.4 / 22.2 against limits of
-# 21.3 / 20.1 / 20.7 (21.9 / 20.9 / 22.0 before). Exponent 0 gains up to 0.5 dB more on the smooth templates at
-# SNR 10 but loses 0.1-0.15 dB on the GE series at SNR 20-40 (docs/evaluation/model-comparison.md, "The final pass
-# after the method-noise check").
+# 21.3 / 20.1 / 20.7 (21.9 / 20.9 / 22.0 before). Exponent 0 (both with grouped final passes) gains up to 0.5 dB
+# more on the smooth templates at SNR 10 but loses 0.07 / 0.14 dB on the GE series at SNR 20 / 40
+# (docs/evaluation/model-comparison.md, "The final pass after the method-noise check").
 FINAL_PASS_NOISE_EXPONENT = 0.5
 # When denoising (x1), the final pass filters groups of similar blocks instead of single blocks (block_matching.py):
 # +0.45 dB mean PSNR at x1, +0.15 to +0.2 dB on the real GE series, for 24-28 s instead of 18 s of enhance() at x1
