@@ -145,11 +145,14 @@ def test_enhance_at_strength_zero_keeps_the_measured_input_and_the_network_alone
     assert np.abs(network - noisy).max() > 0.5
 
 
-def test_super_resolution_final_pass_assumes_less_noise(monkeypatch):
+@pytest.mark.parametrize("grouped", [False, True])
+def test_super_resolution_final_pass_assumes_less_noise(monkeypatch, grouped):
     """Upsampling x2: the first pass filters with sigma (a clean pilot), the final pass as if the noise were
-    sigma / sqrt(2), because the pilot under-represents small structures in the measured band; it keeps more of the
-    measurement than two passes at sigma."""
+    sigma / 2**FINAL_PASS_NOISE_EXPONENT (sigma / sqrt(2) as shipped), because the pilot under-represents small
+    structures in the measured band; it keeps more of the measurement than two passes at sigma. With the optional
+    grouped final pass, that pass filters groups of similar blocks instead of fixed blocks."""
     assert 0 < data_consistency.FINAL_PASS_NOISE_EXPONENT < 1 and data_consistency.PASSES == 2
+    monkeypatch.setattr(data_consistency, "BLOCK_MATCHING_WHEN_SUPER_RESOLVING", grouped)
     truth = _square(32)[None].repeat(5, 1, 1)
     measured = fourier_resample(_noisy(truth, 8.0), (16, 16))
     restored = truth + 2.0 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(7))
@@ -157,7 +160,9 @@ def test_super_resolution_final_pass_assumes_less_noise(monkeypatch):
     pilot = fourier_resample(restored, (16, 16))
     first = wiener_filter(measured, pilot, 8.0, stride=data_consistency.PILOT_PASS_STRIDE)
     final_sigma = 8.0 / 2**data_consistency.FINAL_PASS_NOISE_EXPONENT
-    final = method_noise.keep_significant_residual(measured, wiener_filter(measured, first, final_sigma), 8.0, 2.0)
+    final = (block_matching_wiener(measured, first, final_sigma, data_consistency.DEPTH) if grouped
+             else wiener_filter(measured, first, final_sigma))
+    final = method_noise.keep_significant_residual(measured, final, 8.0, 2.0)
     torch.testing.assert_close(shipped, restored + fourier_resample(final - pilot, (32, 32)), atol=1e-4, rtol=0)
     monkeypatch.setattr(data_consistency, "FINAL_PASS_NOISE_EXPONENT", 0.0)
     full_noise = restore_measured_band(measured, restored, 8.0)

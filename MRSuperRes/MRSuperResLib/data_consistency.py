@@ -43,7 +43,7 @@ PASSES = 2  # Wiener passes; each later pass uses the previous estimate as pilot
 # passes assume sigma and keep their pilot clean. Since the method-noise check brings back what a pass removes from
 # a small lesion, the final pass can denoise more than at sigma / scale (the form before session 10). Default
 # model against sigma / scale: +0.45 / +0.20 / +0.01 dB mean PSNR at x2 (SNR 10 / 20 / 40), +0.57 / +0.21 / -0.01
-# at x3; on the real GE series +0.09 / -0.02 / -0.08 at x2; the x2 lesion 22.5 / 21.4 / 22.2 against limits of
+# at x3; on the real GE series +0.09 / -0.02 / -0.08 at x2; the x2 lesion 22.5 / 21.3 / 22.2 against limits of
 # 21.3 / 20.1 / 20.7 (21.9 / 20.9 / 22.0 before). Exponent 0 (both with grouped final passes) gains up to 0.5 dB
 # more on the smooth templates at SNR 10 but loses 0.07 / 0.14 dB on the GE series at SNR 20 / 40
 # (docs/evaluation/model-comparison.md, "The final pass after the method-noise check").
