@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "MRSuperRes"), str(ROOT / "MRQualityMetrics"), str(ROOT / "scripts")]
 
-from compare_models import evaluation_cases  # noqa: E402
+from compare_models import evaluation_cases, log_row  # noqa: E402
 
 from MRSuperResLib import baselines, evaluate, inference, simulate  # noqa: E402
 from MRSuperResLib.degradation import fourier_resample  # noqa: E402
@@ -30,7 +30,8 @@ COLUMNS = ("model", "classical", "model's band", "classical band + model beyond"
 
 def split_band(output: np.ndarray, slice_axis: int, measured_shape) -> tuple:
     """(band, beyond) of an [k, j, i] output whose slices (along numpy axis `slice_axis`) were measured on
-    `measured_shape` (rows, columns): the band is the output truncated to that k-space extent and zero-filled back."""
+    `measured_shape` (rows, columns): the band is the output truncated to that k-space extent and zero-filled back,
+    as the data-consistency step takes it (for an even size, the Nyquist line is only half in the band)."""
     stack = torch.from_numpy(np.ascontiguousarray(np.moveaxis(output, slice_axis, 0), dtype=np.float32))
     band = fourier_resample(fourier_resample(stack, measured_shape), stack.shape[1:])
     band = np.moveaxis(band.numpy(), 0, slice_axis)
@@ -50,7 +51,7 @@ def decompose(volumes, scale, snrs, model_id, max_slices, log=print):
         reference_band, _ = split_band(reference, slice_axis, measured_shape)
         scores = (psnr(model), psnr(reference), psnr(model_band), psnr(reference_band + model_beyond))
         row.update(zip(COLUMNS, scores))
-        log(" ".join(f"{value:.2f}" if isinstance(value, float) else str(value) for value in row.values()))
+        log_row(row, log)
         rows.append(row)
     return rows, classical
 
