@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "MRSuperRes"), str(ROOT / "MRQualityMetrics"), str(ROOT / "scripts")]
 
-from compare_models import evaluation_cases, log_row  # noqa: E402
+from compare_models import evaluation_cases, log_row, markdown  # noqa: E402
 
 from MRSuperResLib import baselines, evaluate, inference, simulate  # noqa: E402
 from MRSuperResLib.degradation import fourier_resample  # noqa: E402
@@ -56,15 +56,6 @@ def decompose(volumes, scale, snrs, model_id, max_slices, log=print):
     return rows, classical
 
 
-def markdown(rows, classical):
-    header = ["volume", "scale", "SNR", *(c.replace("classical", classical.upper()) for c in COLUMNS)]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    for row in rows:
-        values = [row["volume"], str(row["scale"]), f"{row['snr']:g}", *(f"{row[c]:.2f}" for c in COLUMNS)]
-        lines.append("| " + " | ".join(values) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="catalogue model id (default: the CPU default)")
@@ -78,7 +69,7 @@ def main():
                                 args.max_slices)
     from MRQualityMetricsLib.atomic_files import write_text_atomic
 
-    write_text_atomic(args.output, markdown(rows, classical))
+    write_text_atomic(args.output, markdown(rows, COLUMNS, [c.replace("classical", classical.upper()) for c in COLUMNS]))
 
 
 if __name__ == "__main__":

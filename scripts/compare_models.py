@@ -60,12 +60,12 @@ def compare(volumes, scales, snrs, models, max_slices, data_consistency=True, lo
     return rows
 
 
-def markdown(rows, models):
-    header = ["volume", "scale", "SNR", "zero-fill / noisy", "NLM", *models]
+def markdown(rows, columns, labels=None):
+    """Table of rows (volume, scale, SNR, then the PSNR of each of `columns`, headed by `labels`)."""
+    header = ["volume", "scale", "SNR", *(labels or columns)]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for row in rows:
-        values = [row["volume"], str(row["scale"]), f"{row['snr']:g}", f"{row['zero_fill']:.2f}", f"{row['nlm']:.2f}",
-                  *(f"{row[m]:.2f}" for m in models)]
+        values = [row["volume"], str(row["scale"]), f"{row['snr']:g}", *(f"{row[c]:.2f}" for c in columns)]
         lines.append("| " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
@@ -85,7 +85,8 @@ def main():
                    data_consistency=not args.no_data_consistency)
     from MRQualityMetricsLib.atomic_files import write_text_atomic
 
-    write_text_atomic(args.output, markdown(rows, args.models))
+    write_text_atomic(args.output, markdown(rows, ["zero_fill", "nlm", *args.models],
+                                           ["zero-fill / noisy", "NLM", *args.models]))
 
 
 if __name__ == "__main__":
