@@ -207,7 +207,8 @@ def test_smoke_training_writes_loadable_weights_card_and_log(tmp_path, monkeypat
     config = load_config(overrides={
         "model_id": "smoke-unet16", "architecture": "unet16", "synth_size": 64, "crop": 48, "batch_size": 2,
         "max_steps": 3, "time_limit_minutes": 1, "log_every": 1, "degradations_per_batch": 2, "loss": "l2",
-        "lesions": {"count": 1}, "detail_weight": 2.0,
+        "lesions": {"count": 1}, "detail_weight": 2.0, "spacing_condition": True,
+        "fine_texture": {"correlated_slices": True},
     })
     losses, lesions = [], []  # what the training loop and the slice synthesizers actually got
     monkeypatch.setattr(train_module, "training_loss",
@@ -228,7 +229,7 @@ def test_smoke_training_writes_loadable_weights_card_and_log(tmp_path, monkeypat
 
     weights, card, log = (tmp_path / f"smoke-unet16{suffix}" for suffix in (".pt", ".json", ".log"))
     state = torch.load(weights, map_location="cpu", weights_only=True)
-    model = RestorationNet("unet16", 3)
+    model = RestorationNet("unet16", 3, spacing_condition=True)
     model.load_state_dict(state, strict=True)
     assert parameter_count(model) == summary.parameters
     assert all(value.dtype == torch.float32 for value in state.values())

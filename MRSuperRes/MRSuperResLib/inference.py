@@ -162,15 +162,36 @@ def _from_acquired_matrix(stack, acquired_matrix, stated_matrix=None):
     return cropped
 
 
-def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, device):
-    """Restore slices first..last-1 of the (S, R, C) stack; returns (n, R', C') float32 numpy."""
+def spacing_ratio(out_geometry, axis) -> float:
+    """Slice spacing / mean in-plane pixel size of the output grid (what a spacing-conditioned model is told)."""
+    spacings = np.linalg.norm(np.asarray(out_geometry, dtype=float)[:3, :3], axis=0)
+    return float(spacings[axis] / np.delete(spacings, axis).mean())
+
+
+def context_indices(first, last, half, count):
+    """(n, 2 half + 1) stack indices of slices first..last-1 and their `half` neighbours each side. Past an end of
+    the stack a neighbour is taken from the other side of its centre (mirrored about the centre, not the edge):
+    a repeated slice would hand the network copies of the centre's own noise, which it never saw in training."""
+    centre = np.arange(first, last)[:, None]
+    offsets = np.arange(-half, half + 1)[None, :]
+    indices = centre + offsets
+    indices = np.clip(np.where((indices < 0) | (indices >= count), centre - offsets, indices), 0, count - 1)
+    if count > 1:  # a stack too short for the mirror: the centre's nearest other slice
+        nearest = np.where(centre + 1 < count, centre + 1, centre - 1)
+        indices = np.where((indices == centre) & (offsets != 0), nearest, indices)
+    return indices
+
+
+def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, device, ratio=None):
+    """Restore slices first..last-1 of the (S, R, C) stack; returns (n, R', C') float32 numpy.
+    ratio: slice spacing / output pixel size (used by spacing-conditioned models)."""
     import torch
 
     context = model.context_slices
-    half = context // 2
-    indices = np.clip(np.arange(first - half, last + half), 0, stack.shape[0] - 1)
-    zipped = _zip(_to_device(stack[indices], device), out_rows_cols)
-    windows = zipped.unfold(0, context, 1).permute(0, 3, 1, 2)  # (n, context, R', C')
+    indices = context_indices(first, last, context // 2, stack.shape[0])
+    needed, position = np.unique(indices, return_inverse=True)  # zero-fill each slice once
+    zipped = _zip(_to_device(stack[needed], device), out_rows_cols)
+    windows = zipped[torch.from_numpy(position.reshape(indices.shape)).to(zipped.device)]  # (n, context, R', C')
     flat = windows.reshape(windows.shape[0], -1)
     # 99th percentile of |x|: robust to outliers, and positive for images with negative values too.
     sample = flat[:, :: max(1, flat.shape[1] // 65536)].abs()
@@ -180,7 +201,7 @@ def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, dev
     inputs = inputs.contiguous(memory_format=torch.channels_last)
     condition = (denoise * sigma / levels).float()
     with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        restored = model(inputs, condition)
+        restored = model(inputs, condition, ratio)
     restored = restored[:, 0, BORDER_MARGIN : BORDER_MARGIN + rows, BORDER_MARGIN : BORDER_MARGIN + cols]
     return (restored.float() * levels.view(-1, 1, 1)).cpu().numpy()
 
@@ -231,7 +252,7 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
         try:
             if done < last:
                 output[done:last] = _restore_batch(model, stack, done, last, out_rows_cols, sigma, denoise,
-                                                   torch_device)
+                                                   torch_device, spacing_ratio(out_geometry, axis))
                 done = last
             # The Wiener step follows a few slices behind the network; a slice counts once it is final.
             finished = restorer.advance(done) if restorer is not None else done

@@ -27,6 +27,7 @@ class ModelInfo:
     contrasts: list = field(default_factory=list)
     parameters: int = 0
     default_for: list = field(default_factory=list)  # devices ("cuda", "cpu") this model is the default on
+    spacing_condition: bool = False  # the network is told slice spacing / pixel size (network.py)
     details: dict = field(default_factory=dict)  # training data, licence, measured times, ...
 
 
@@ -103,6 +104,6 @@ def build_model(info: ModelInfo):
     """A RestorationNet with the catalogue model's verified weights, in eval mode on the CPU."""
     from .network import RestorationNet
 
-    model = RestorationNet(info.architecture, info.context_slices)
+    model = RestorationNet(info.architecture, info.context_slices, info.spacing_condition)
     model.load_state_dict(load_weights(info), strict=True)
     return model.eval()

@@ -36,6 +36,9 @@ DEFAULT_CONFIG = {
     # Extra weight of the error where the truth has fine detail (|truth - its 3 x 3 mean|, in units of the
     # input's 99th percentile): 0 = plain loss. Counters the smoothing of small bright or dark spots.
     "detail_weight": 0.0,
+    # Condition the network on slice spacing / pixel size (network.py): for 2.5D models, whose neighbours tell
+    # more the closer they lie.
+    "spacing_condition": False,
 }
 LOSSES = ("l1", "l2")
 
@@ -109,9 +112,9 @@ def _validation_batches(bank, config, device, count=4):
     synthesizer = _synthesizer(bank, config, generator)
     batches = []
     for scale in (1, 2, 3, None)[:count]:
-        clean, _ = synthesizer.sample(config["batch_size"])
-        batches.append(make_training_pairs(clean, generator, config["crop"], scale=scale,
-                                           blind_blur=config["blind_blur"]))
+        clean, pixel, spacing = synthesizer.sample(config["batch_size"])
+        batch = make_training_pairs(clean, generator, config["crop"], scale=scale, blind_blur=config["blind_blur"])
+        batches.append({**batch, "spacing_ratio": spacing / pixel})
     return batches
 
 
@@ -140,7 +143,7 @@ def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
     synthesizer = _synthesizer(bank, config, generator)
     validation = _validation_batches(bank, config, device)
 
-    model = RestorationNet(config["architecture"], config["context_slices"])
+    model = RestorationNet(config["architecture"], config["context_slices"], config["spacing_condition"])
     if config["init_weights"]:
         model.load_state_dict(torch.load(config["init_weights"], map_location="cpu", weights_only=True))
     model = model.to(device)
@@ -165,13 +168,13 @@ def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
         for group in optimizer.param_groups:
             group["lr"] = config["learning_rate"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
         with torch.no_grad():
-            clean, _ = synthesizer.sample(config["batch_size"])
+            clean, pixel, spacing = synthesizer.sample(config["batch_size"])
         for repeat in range(min(config["degradations_per_batch"], config["max_steps"] - step)):
             with torch.no_grad():
                 batch = make_training_pairs(_flipped(clean, repeat), generator, config["crop"],
                                             blind_blur=config["blind_blur"])
             with autocast:
-                prediction = model(batch["inputs"], batch["condition"])
+                prediction = model(batch["inputs"], batch["condition"], spacing / pixel)
             loss = training_loss(prediction.float(), batch["target"], config["loss"],
                                  detail_weights(batch["truth"], config["detail_weight"]))
             optimizer.zero_grad(set_to_none=True)
@@ -185,7 +188,8 @@ def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
 
     model.eval()
     with torch.no_grad(), autocast:
-        model_l1 = sum((model(b["inputs"], b["condition"]).float() - b["target"]).abs().mean().item() for b in validation)
+        model_l1 = sum((model(b["inputs"], b["condition"], b["spacing_ratio"]).float() - b["target"]).abs().mean().item()
+                       for b in validation)
         centre = config["context_slices"] // 2
         zip_l1 = sum((b["inputs"][:, centre : centre + 1] - b["target"]).abs().mean().item() for b in validation)
     summary = TrainingSummary(

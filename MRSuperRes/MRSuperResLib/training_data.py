@@ -147,6 +147,49 @@ def power_law_texture(shape, exponent, generator, device):
     return texture / texture.flatten(1).std(dim=1).view(-1, 1, 1, 1).clamp(min=1e-8)
 
 
+def power_law_texture_at_depths(depth_px, size, exponent, generator, device, planes=32):
+    """Unit-SD slices (B, n, size, size) of 3D power-law fields, cut at through-plane positions depth_px (B, n) pixels.
+
+    The 3D spectrum ~ 1/|k|^(exponent + 1) gives each cut about the 2D spectrum of power_law_texture (closely for
+    smooth textures; the flattest fall off faster, as a cut of a field with voxel-scale detail does), and slices a
+    pixel apart share their texture as real anatomy's do. The field is periodic over `planes` planes spaced to cover
+    twice the slab, so no two cuts see each other through the wrap-around.
+    """
+    batch = depth_px.shape[0]
+    span = depth_px.abs().amax(1).clamp(min=1.0)
+    step = torch.clamp(4 * span / planes, min=1.0)  # pixels between planes, per sample
+    white = torch.randn((batch, planes, size, size), generator=generator, device=device)
+    rows = torch.fft.fftfreq(size, device=device).view(1, 1, -1, 1)
+    cols = torch.fft.fftfreq(size, device=device).view(1, 1, 1, -1)
+    depths = torch.fft.fftfreq(planes, device=device).view(1, -1, 1, 1) / step.view(-1, 1, 1, 1)
+    radius = (rows**2 + cols**2 + depths**2).sqrt().clamp(min=1.0 / size)
+    field = torch.fft.ifftn(torch.fft.fftn(white, dim=(1, 2, 3)) * radius ** (-(exponent.view(-1, 1, 1, 1) + 1) / 2),
+                            dim=(1, 2, 3)).real
+    position = depth_px / step.view(-1, 1)
+    lower = position.floor()
+    weight = (position - lower).view(batch, -1, 1, 1)
+    index = lower.long().remainder(planes).view(batch, -1, 1, 1).expand(-1, -1, size, size)
+    below = field.gather(1, index)
+    above = field.gather(1, (index + 1).remainder(planes))
+    texture = below * (1 - weight) + above * weight
+    return texture / texture.flatten(1).std(dim=1).view(-1, 1, 1, 1).clamp(min=1e-8)
+
+
+def smooth_field_at_depths(depth_px, size, cells, generator, device):
+    """Smooth random fields (B, n, size, size) from a coarse grid of `cells` per row, with cubic cells, cut at
+    through-plane positions depth_px (B, n) pixels (so slices closer than a cell share the field)."""
+    batch = depth_px.shape[0]
+    cell = (size - 1) / (cells - 1)
+    half = math.ceil(depth_px.abs().max().item() / cell) + 1
+    coarse = torch.randn((batch, 1, 2 * half + 1, cells, cells), generator=generator, device=device)
+    across = torch.linspace(-1, 1, size, device=device)
+    z = (depth_px / (cell * half)).view(batch, -1, 1, 1).expand(-1, -1, size, size)
+    y = across.view(1, 1, -1, 1).expand_as(z)
+    x = across.view(1, 1, 1, -1).expand_as(z)
+    grid = torch.stack([x, y, z], dim=-1)
+    return F.grid_sample(coarse, grid, mode="bilinear", align_corners=True)[:, 0]
+
+
 def _smooth_noise(batch, channels, out_shape, cells, generator, device):
     """Smooth random fields (B, C, *out_shape) from a coarse random grid of `cells` per axis."""
     coarse = torch.randn((batch, channels) + tuple(cells), generator=generator, device=device)
@@ -167,7 +210,10 @@ DEFAULT_SOURCES = {
 # Voxel-scale multiplicative texture of the truth: up to max_amplitude (relative SD), spectrum 1/|k|^exponent
 # with the exponent drawn in the range. Flat (low exponent) texture looks like noise to the network, which then
 # learns to keep noise; a training config may narrow it.
-DEFAULT_FINE_TEXTURE = {"max_amplitude": 0.08, "exponent": (0.5, 3.0)}
+# correlated_slices: False draws both textures afresh for every slice (what the shipped models saw), so neighbouring
+# slices differ by texture that looks like noise; True cuts the slices from 3D fields at their positions, as in real
+# anatomy. (It did not change the five-slice unet48's scores: docs/evaluation/model-comparison.md, session 13.)
+DEFAULT_FINE_TEXTURE = {"max_amplitude": 0.08, "exponent": (0.5, 3.0), "correlated_slices": False}
 # Lesion-like ellipsoids per sample: `count` candidates, each present with `probability`, radius drawn uniformly in
 # radius_mm. (Twice as many, down to 0.75 mm, did not change how much a 3 mm lesion is flattened at x2:
 # docs/evaluation/model-comparison.md.)
@@ -204,7 +250,8 @@ class SliceSynthesizer:
         return choice, torch.exp(low + (high - low) * self._rand(batch))
 
     def sample_points(self, batch, pixel):
-        """RAS points (B, context, sub, H, W, 3) of a random oblique slab, sub = thickness sub-samples."""
+        """RAS points (B, context, sub, H, W, 3) of a random oblique slab, sub = thickness sub-samples, each
+        sub-sample's through-plane offset (B, context, sub) in mm from the slab centre, and the slice spacing (B,)."""
         size, context, sub = self.size, self.context, 3
         thick_slices = self._rand(batch) < 0.5
         spacing = torch.where(thick_slices, self._uniform(2.0, 6.5, batch), self._uniform(0.5, 1.5, batch))
@@ -226,7 +273,8 @@ class SliceSynthesizer:
         points = points + displacement.permute(0, 2, 3, 4, 1).reshape(points.shape)
         # Global scaling of anatomy (head sizes differ): scale points about the centre.
         scale = self._uniform(0.85, 1.15, batch).view(-1, 1, 1, 1, 1, 1)
-        return (points - centre.view(-1, 1, 1, 1, 1, 3)) * scale + centre.view(-1, 1, 1, 1, 1, 3)
+        points = (points - centre.view(-1, 1, 1, 1, 1, 3)) * scale + centre.view(-1, 1, 1, 1, 1, 3)
+        return points, w[:, :, :, 0, 0], spacing
 
     def _sample_volume(self, volume, ras_to_norm, points):
         """grid_sample a (1, C, D, H, W) volume at RAS points (B, ..., 3) -> (B, C, n)."""
@@ -299,10 +347,12 @@ class SliceSynthesizer:
         return image
 
     def sample(self, batch):
-        """Clean slice stacks (B, context, H, W), thickness-averaged, and the pixel size (B,) in mm."""
+        """Clean slice stacks (B, context, H, W), thickness-averaged, the pixel size and the slice spacing (B,) in mm."""
         source, pixel = self._choose_sources(batch)
         names = list(self.sources)
-        points = self.sample_points(batch, pixel)
+        points, depth, spacing = self.sample_points(batch, pixel)
+        depth_px = depth / pixel.view(-1, 1, 1)
+        correlated = self.fine_texture["correlated_slices"]
         shape = points.shape[:5]  # B, context, sub, H, W
         labels = self._sample_volume(self.bank.labels, self.bank.mni_ras_to_norm, points)
         labels[:, 0] = (1 - labels[:, 1:].sum(1)).clamp(0, 1)  # outside the template grid is air
@@ -324,15 +374,23 @@ class SliceSynthesizer:
         image = image.view(shape)
         # Fine multiplicative texture and a smooth bias field.
         stack = (shape[1] * shape[2],) + tuple(shape[3:])
-        texture = _smooth_noise(batch, 1, stack, (self.context * 3, 48, 48), self.generator, self.device).view(shape)
+        if correlated:
+            texture = smooth_field_at_depths(depth_px.reshape(batch, -1), self.size, 48, self.generator, self.device)
+        else:
+            texture = _smooth_noise(batch, 1, stack, (self.context * 3, 48, 48), self.generator, self.device)
+        texture = texture.reshape(shape)
         image = image * (1 + self._uniform(0.0, 0.08, batch).view(-1, 1, 1, 1, 1) * texture)
         bias = _smooth_noise(batch, 1, stack, (2, 3, 3), self.generator, self.device).view(shape)
         image = image * torch.exp(self._uniform(0.0, 0.3, batch).view(-1, 1, 1, 1, 1) * bias)
         image = image.clamp(min=0).mean(dim=2)  # slice profile: average over the slice thickness
         low, high = self.fine_texture["exponent"]
-        fine = power_law_texture(image.shape, self._uniform(low, high, batch), self.generator, self.device)
+        exponent = self._uniform(low, high, batch)
+        if correlated:  # cut at the slice centres (the middle thickness sub-sample)
+            fine = power_law_texture_at_depths(depth_px[:, :, shape[2] // 2], self.size, exponent, self.generator, self.device)
+        else:
+            fine = power_law_texture(image.shape, exponent, self.generator, self.device)
         amplitude = self._uniform(0.0, self.fine_texture["max_amplitude"], batch).view(-1, 1, 1, 1)
         image = (image * (1 + amplitude * fine)).clamp(min=0)
         noise_only = self._rand(batch) < 0.03  # empty scenes teach the net not to invent structure
         image[noise_only] = 0
-        return image, pixel
+        return image, pixel, spacing
