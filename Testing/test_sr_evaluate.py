@@ -121,13 +121,20 @@ def test_the_lesion_check_runs_at_every_snr_and_the_others_at_the_highest():
     assert {row["snr"] for row in rows if row["check"] != "lesion_contrast"} == {40.0}
 
 
-def test_prepare_truth_crop_keeps_physical_positions():
-    volume = Volume(array=np.arange(10 * 33 * 35, dtype=np.float32).reshape(10, 33, 35),
+def test_prepare_truth_pads_with_air_and_keeps_physical_positions():
+    """In-plane sizes are padded with zeros at the far end to a multiple of 4 (never cropped through the head), the
+    4 central slices (3..6) kept, and every kept voxel stays at its RAS position."""
+    volume = Volume(array=np.arange(1, 1 + 10 * 33 * 35, dtype=np.float32).reshape(10, 33, 35),
                     ijk_to_ras=make_ijk_to_ras((1.0, 1.0, 4.0), origin=(5, 6, 7)))
     truth, geometry, voxel_axis = evaluate.prepare_truth(volume, (2,), max_slices=4)
-    assert voxel_axis == 2 and truth.shape == (4, 32, 32)  # in-plane multiple of 4, 4 central slices (3..6)
+    assert voxel_axis == 2 and truth.shape == (4, 36, 36)
     np.testing.assert_allclose(geometry[:3, 3], (volume.ijk_to_ras @ [0, 0, 3, 1])[:3])
-    assert truth[0, 5, 7] == volume.array[3, 5, 7]
+    np.testing.assert_array_equal(truth[:, :33, :35], volume.array[3:7])
+    assert not truth[:, 33:].any() and not truth[:, :, 35:].any()
+    sagittal = Volume(array=np.ones((24, 30, 6), dtype=np.float32), ijk_to_ras=make_ijk_to_ras((4.0, 1.0, 1.0)))
+    truth, geometry, voxel_axis = evaluate.prepare_truth(sagittal, (1, 2, 3), max_slices=4)
+    assert voxel_axis == 0 and truth.shape == (24, 36, 4)  # i slices 1..4; j, k padded to multiples of 12
+    np.testing.assert_allclose(geometry[:3, 3], (sagittal.ijk_to_ras @ [1, 0, 0, 1])[:3])
     with pytest.raises(ValueError, match="too small"):
         evaluate.prepare_truth(Volume(np.ones((4, 10, 40)), np.eye(4)), (3,))
 

@@ -1,6 +1,6 @@
 """Where a super-resolution's error lies: in the band the input measured, or in what the model adds beyond it.
 
-For each of `mrsuperres evaluate`'s held-out cases (compare_models.evaluation_cases: same truths, crops, seeds and
+For each of `mrsuperres evaluate`'s held-out cases (compare_models.evaluation_cases: same truths, grids, seeds and
 PSNR in the head mask) it splits the model's output and a classical pipeline's (BM4D + zero-fill when `bm4d` is
 installed, else NLM + zero-fill) into the measured band (the input's in-plane k-space extent) and the rest, and
 scores four images: the model, the classical pipeline, the model's band alone (its zero-fill), and the classical

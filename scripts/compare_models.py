@@ -1,6 +1,6 @@
 """Compare several catalogue models with the classical pipelines on the held-out volumes (PSNR in the head mask).
 
-The same truths, crops, seeds and metrics as `mrsuperres evaluate` (evaluate.prepare_truth over scales 1, 2, 3,
+The same truths, grids, seeds and metrics as `mrsuperres evaluate` (evaluate.prepare_truth over scales 1, 2, 3,
 evaluate._seed, fidelity.psnr), without the figures and sharpness phantoms, so many models fit one run. Writes a
 Markdown table (docs/evaluation/model-comparison.md holds one such run). Models outside the shipped catalogue:
 point MRSUPERRES_MODELS_DIR at a folder with their weights and a Models.json.
@@ -17,11 +17,11 @@ sys.path[:0] = [str(ROOT / "MRSuperRes"), str(ROOT / "MRQualityMetrics")]
 
 from MRSuperResLib import baselines, evaluate, fidelity, inference, simulate  # noqa: E402
 
-SCALES = (1, 2, 3)  # the crop evaluate uses for `--scale 1 2 3`
+SCALES = (1, 2, 3)  # the grid evaluate uses for `--scale 1 2 3`
 
 
 def evaluation_cases(volumes, scales, snrs, max_slices):
-    """(row, degraded, axis name, psnr(out)) per volume, scale and SNR: evaluate's truths, crops and seeds."""
+    """(row, degraded, axis name, psnr(out)) per volume, scale and SNR: evaluate's truths, grids and seeds."""
     for source in volumes:
         volume = evaluate.load_truth(source)
         label = evaluate._volume_label(volume, source)

@@ -1,7 +1,7 @@
 """Compare settings of the Wiener data-consistency step with one model: PSNR on the held-out volumes and the
 3 mm lesion contrast check, the numbers behind the choices in MRSuperResLib/data_consistency.py.
 
-Same truths, crops, seeds and PSNR as `mrsuperres evaluate --max-slices 8 --scale 1 2 3` (as in
+Same truths, grids, seeds and PSNR as `mrsuperres evaluate --max-slices 8 --scale 1 2 3` (as in
 compare_models.py). A setting is DEPTH:PASSES:EXPONENT[:GROUPS]: slices per block, Wiener passes, the exponent of
 the final pass's noise, sigma / scale^EXPONENT when super-resolving, and whether the final pass filters groups of
 similar blocks when denoising (1, the default, or 0: fixed blocks) or at every scale (2). 1:1:0:0 is the first,
