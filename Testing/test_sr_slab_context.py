@@ -73,7 +73,7 @@ def _uniform_bank(size=24):
 @pytest.mark.parametrize("correlated", [False, True])
 def test_synthesised_neighbours_share_texture_only_when_correlated(monkeypatch, correlated):
     """On uniform tissue (no blobs, sheets or tubes) the neighbours of thin slices differ by texture alone: drawn
-    per slice it makes them differ as much as two unrelated images; cut from 3D fields they nearly agree."""
+    per slice they share little of it (only the smooth bias field), cut from 3D fields most of it."""
     monkeypatch.setattr(SliceSynthesizer, "_add_blobs_and_tubes", lambda self, image, points: image)
     synthesizer = SliceSynthesizer(_uniform_bank(), size=48, context=3, generator=torch.Generator().manual_seed(3),
                                    sources={name: {"fraction": float(name == "labels"), "pixel_mm": (1.0, 1.0)}
@@ -185,6 +185,7 @@ def test_enhance_never_hands_the_network_its_centre_slice_as_a_neighbour():
     assert stacked.shape[:2] == (3, 3)
     for window in stacked:
         assert not torch.equal(window[0], window[1]) and not torch.equal(window[2], window[1])
+
     def same_slice(first, second):  # windows are scaled by their own intensity level
         return torch.allclose(first / first.abs().max(), second / second.abs().max(), atol=1e-6)
 
