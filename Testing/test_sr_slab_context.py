@@ -192,3 +192,37 @@ def test_enhance_never_hands_the_network_its_centre_slice_as_a_neighbour():
     middle = stacked[1]
     assert same_slice(stacked[0][0], middle[1]) and same_slice(stacked[0][1], middle[0])  # mirrored: 1, 0, 1
     assert same_slice(stacked[2][2], middle[1]) and not same_slice(stacked[0][0], middle[2])
+
+
+def test_training_tells_a_spacing_conditioned_network_each_samples_spacing(tmp_path, monkeypatch):
+    """train() on the uniform bank (no templates needed): every forward pass of a spacing-conditioned network gets
+    the slice spacing / pixel size of the samples it restores, in training and in validation."""
+    from MRSuperResLib import train as train_module
+    from MRSuperResLib import training_data
+
+    monkeypatch.setattr(training_data, "TemplateBank", lambda template_dir, device: _uniform_bank())
+    drawn, told = [], []
+    original_sample, original_forward = SliceSynthesizer.sample, RestorationNet.forward
+
+    def recording_sample(self, batch):
+        images, pixel, spacing = original_sample(self, batch)
+        drawn.append(spacing / pixel)
+        return images, pixel, spacing
+
+    def recording_forward(self, slices, noise_level, spacing_ratio=None):
+        told.append(spacing_ratio)
+        return original_forward(self, slices, noise_level, spacing_ratio)
+
+    monkeypatch.setattr(SliceSynthesizer, "sample", recording_sample)
+    monkeypatch.setattr(RestorationNet, "forward", recording_forward)
+    config = train_module.load_config(overrides={
+        "model_id": "spacing-smoke", "architecture": "unet16", "synth_size": 48, "crop": 32, "batch_size": 2,
+        "max_steps": 2, "time_limit_minutes": 1, "degradations_per_batch": 2, "spacing_condition": True})
+    train_module.train(tmp_path, tmp_path, config, log=lambda message: None)
+    validation, training = drawn[:4], drawn[4:]  # four validation batches are drawn first, then one to train on
+    assert len(training) == 1 and len(told) == 2 + 4  # two training steps on one batch, four validation passes
+    for ratios in told[:2]:
+        torch.testing.assert_close(ratios, training[0])
+    for ratios, expected in zip(told[2:], validation):
+        torch.testing.assert_close(ratios, expected)
+    assert not torch.allclose(training[0], torch.ones_like(training[0]))

@@ -158,7 +158,7 @@ def prepare_truth(volume, scales, max_slices=None, slice_axis="auto"):
     """Float32 non-negative truth, in-plane sizes padded with air (zeros, at the far end: voxel 0 and the geometry
     kept) to a multiple of twice every scale, so the coarse grid is even and keeps voxel 0 under every resampling
     convention; `max_slices` central slices. Padding, not cropping: a crop through the head would leave an edge
-    that wraps around in k-space, whose ringing no method can undo (it cost every method up to 1.7 dB on the
+    that wraps around in k-space, whose ringing no method can undo (it cost every method up to 2.0 dB on the
     avg152 templates). Returns (array, ijk_to_ras, slice voxel axis)."""
     array = np.clip(np.asarray(volume.array, dtype=np.float32), 0, None)  # magnitude images are >= 0
     ijk_to_ras = np.asarray(volume.ijk_to_ras, dtype=float)

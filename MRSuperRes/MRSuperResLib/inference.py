@@ -238,6 +238,7 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
     pixels = out_rows_cols[0] * out_rows_cols[1]
     if batch_size is None:  # 512 x 512 output slices per batch: 16 on a GPU (~2.3 GB), 4 on a CPU
         batch_size = max(1, (16 if torch_device.type == "cuda" else 4) * 512 * 512 // pixels)
+    ratio = spacing_ratio(out_geometry, axis)
     restorer = None
     if data_consistency:
         from .data_consistency import MeasuredBandRestorer
@@ -252,7 +253,7 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
         try:
             if done < last:
                 output[done:last] = _restore_batch(model, stack, done, last, out_rows_cols, sigma, denoise,
-                                                   torch_device, spacing_ratio(out_geometry, axis))
+                                                   torch_device, ratio)
                 done = last
             # The Wiener step follows a few slices behind the network; a slice counts once it is final.
             finished = restorer.advance(done) if restorer is not None else done

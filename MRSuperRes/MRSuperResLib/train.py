@@ -114,7 +114,7 @@ def _validation_batches(bank, config, device, count=4):
     for scale in (1, 2, 3, None)[:count]:
         clean, pixel, spacing = synthesizer.sample(config["batch_size"])
         batch = make_training_pairs(clean, generator, config["crop"], scale=scale, blind_blur=config["blind_blur"])
-        batches.append({**batch, "spacing_ratio": spacing / pixel})
+        batches.append({**batch, "spacing_ratio": spacing / pixel})  # what a spacing-conditioned network is told
     return batches
 
 
@@ -169,12 +169,13 @@ def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
             group["lr"] = config["learning_rate"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
         with torch.no_grad():
             clean, pixel, spacing = synthesizer.sample(config["batch_size"])
+            ratio = spacing / pixel  # in-plane flips leave it as it is
         for repeat in range(min(config["degradations_per_batch"], config["max_steps"] - step)):
             with torch.no_grad():
                 batch = make_training_pairs(_flipped(clean, repeat), generator, config["crop"],
                                             blind_blur=config["blind_blur"])
             with autocast:
-                prediction = model(batch["inputs"], batch["condition"], spacing / pixel)
+                prediction = model(batch["inputs"], batch["condition"], ratio)
             loss = training_loss(prediction.float(), batch["target"], config["loss"],
                                  detail_weights(batch["truth"], config["detail_weight"]))
             optimizer.zero_grad(set_to_none=True)

@@ -132,6 +132,11 @@ def _random_rotation(batch, generator, device, max_tilt_degrees=20.0):
     return base[choice] @ rx @ ry @ rz
 
 
+def _unit_sd(images: torch.Tensor) -> torch.Tensor:
+    """(B, ...) images scaled to unit SD per sample."""
+    return images / images.flatten(1).std(dim=1).view(-1, *[1] * (images.dim() - 1)).clamp(min=1e-8)
+
+
 def power_law_texture(shape, exponent, generator, device):
     """Unit-SD random images (B, C, H, W) with power spectrum ~ 1/|k|^exponent (exponent per sample, (B,)).
 
@@ -144,7 +149,7 @@ def power_law_texture(shape, exponent, generator, device):
     radius = (rows**2 + cols**2).sqrt().clamp(min=1.0 / max(shape[-2:]))
     filters = radius[None] ** (-exponent.view(-1, 1, 1) / 2)
     texture = torch.fft.ifft2(torch.fft.fft2(white) * filters[:, None]).real
-    return texture / texture.flatten(1).std(dim=1).view(-1, 1, 1, 1).clamp(min=1e-8)
+    return _unit_sd(texture)
 
 
 def power_law_texture_at_depths(depth_px, size, exponent, generator, device, planes=32):
@@ -172,7 +177,7 @@ def power_law_texture_at_depths(depth_px, size, exponent, generator, device, pla
     below = field.gather(1, index)
     above = field.gather(1, (index + 1).remainder(planes))
     texture = below * (1 - weight) + above * weight
-    return texture / texture.flatten(1).std(dim=1).view(-1, 1, 1, 1).clamp(min=1e-8)
+    return _unit_sd(texture)
 
 
 def smooth_field_at_depths(depth_px, size, cells, generator, device):
