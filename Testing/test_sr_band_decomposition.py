@@ -30,3 +30,27 @@ def test_a_zero_filled_input_is_all_band_and_any_output_is_band_plus_beyond():
     np.testing.assert_allclose(band + beyond, sharp, atol=1e-6)
     assert np.abs(beyond).mean() > 0.5 * np.abs(sharp).mean()  # white noise is mostly beyond a quarter of k-space
     np.testing.assert_allclose(split_band(band, 2, (13, 11))[0], band, atol=1e-5)  # a projection
+
+
+def test_band_from_pilot_is_the_shipped_step_at_the_output_scale():
+    """Guided by the network's own output, band_from_pilot gives the band enhance() gives (the x2 final pass and
+    method-noise check, not the x1 ones); with no noise assumed the measured band comes back as measured."""
+    from band_sources import band_from_pilot
+
+    from MRQualityMetricsLib.volume import make_ijk_to_ras
+    from MRSuperResLib import inference
+
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:15, :13]
+    clean = 100.0 * ((yy - 7) ** 2 + (xx - 6) ** 2 < 20)
+    volume = np.stack([clean + rng.normal(0, 8, clean.shape) for _ in range(6)]).astype(np.float32)
+    geometry = make_ijk_to_ras((1.0, 1.0, 2.0))
+    kwargs = dict(scale=2, device="cpu", model_id="mrsr-unet16-2p5d-v7")
+    network = inference.enhance(volume, geometry, data_consistency=False, **kwargs)[0]
+    shipped = inference.enhance(volume, geometry, **kwargs)[0]
+    sigma = inference._volume_noise_sigma(volume, (30, 26), torch.device("cpu"))
+    pilot = fourier_resample(torch.from_numpy(network), (15, 13)).numpy()
+    restored = band_from_pilot(volume, pilot, (30, 26), sigma)
+    np.testing.assert_allclose(split_band(restored, 0, (15, 13))[0], split_band(shipped, 0, (15, 13))[0], atol=1e-2)
+    unchanged = band_from_pilot(volume, pilot, (30, 26), 0.0)
+    np.testing.assert_allclose(split_band(unchanged, 0, (15, 13))[0], fourier_resample(torch.from_numpy(volume), (30, 26)).numpy(), atol=1e-3)
