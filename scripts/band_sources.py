@@ -13,11 +13,10 @@ It writes the PSNR in the head mask per case and the 3 mm lesion contrast of eva
 """
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
-from band_decomposition import split_band  # also puts the modules on sys.path
+from band_decomposition import add_case_arguments, split_band  # also puts the modules on sys.path
 from compare_models import evaluation_cases, log_row, markdown
 
 from MRQualityMetricsLib.volume import Volume
@@ -127,11 +126,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mrsr-unet48-2d-v1", help="the super-resolving model (beyond the band)")
     parser.add_argument("--band-model", default="mrsr-unet48-2d-v1", help="the model run at x1 for the band")
-    parser.add_argument("--volumes", nargs="+", default=None, help="default: evaluate's held-out set")
-    parser.add_argument("--scale", type=int, default=2, choices=(2, 3))
-    parser.add_argument("--snr", nargs="+", type=float, default=[10.0, 20.0, 40.0])
-    parser.add_argument("--max-slices", type=int, default=8)
-    parser.add_argument("--output", type=Path, required=True)
+    add_case_arguments(parser)
     args = parser.parse_args()
     rows = psnr_rows(args.volumes or evaluate.default_volumes(), args.scale, args.snr, args.model, args.band_model,
                      args.max_slices)
