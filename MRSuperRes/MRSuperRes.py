@@ -103,6 +103,7 @@ class MRSuperResParameterNode:
     device: Annotated[str, Choice(list(DEVICES))] = "auto"
     sliceAxis: Annotated[str, Choice(list(SLICE_AXES))] = "auto"
     batchSize: Annotated[int, WithinRange(0, 1024)] = 0  # 0 = automatic
+    noiseMap: bool = False  # noise varying across the image: estimate a map of it (inference.enhance noise_map)
 
 
 #
@@ -219,7 +220,7 @@ class MRSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.setStatus(self.logic.deviceAdvice(p.inputVolume, p.scale, p.device, modelId))
             self._job = self.logic.startProcessing(
                 p.inputVolume, p.outputVolume, scale=p.scale, denoise=p.denoise, device=p.device,
-                sliceAxis=p.sliceAxis, batchSize=p.batchSize or None, modelId=modelId,
+                sliceAxis=p.sliceAxis, batchSize=p.batchSize or None, modelId=modelId, noiseMap=p.noiseMap,
                 env=slicer.util.startupEnvironment(),
             )
             self.ui.progressBar.setRange(0, 0)  # busy until the first progress line

@@ -72,6 +72,27 @@ def test_model_and_denoise_strength_reach_the_network(crop, tmp_path, capsys):
         assert np.abs(result - other).max() > 0.01 * same.max()
 
 
+@pytest.mark.parametrize("given", ["auto", "file"])
+def test_a_noise_map_reaches_enhance(crop, tmp_path, capsys, given):
+    _, nifti, volume = crop
+    rows = np.linspace(0.5, 2.0, volume.array.shape[1], dtype=np.float32)
+    field = np.ascontiguousarray(np.broadcast_to(rows[None, :, None], volume.array.shape))
+    noise_map = field
+    if given == "file":
+        write_volume(volume.with_array(field), tmp_path / "g.nrrd")
+        given = tmp_path / "g.nrrd"
+    else:
+        noise_map = "auto"
+    code, _, err = run_cli(capsys, nifti, "--output", tmp_path / "mapped.nii.gz", "--device", "cpu", "--scale", "1",
+                           "--noise-map", given, "--quiet")
+    assert code == 0, err
+    result = read_volume(tmp_path / "mapped.nii.gz").array
+    same, _ = inference.enhance(volume.array, volume.ijk_to_ras, scale=1, device="cpu", noise_map=noise_map)
+    one_level, _ = inference.enhance(volume.array, volume.ijk_to_ras, scale=1, device="cpu")
+    np.testing.assert_allclose(result, same, atol=1e-3 * same.max())
+    assert np.abs(result - one_level).max() > 0.01 * same.max()
+
+
 def test_network_only_skips_the_data_consistency_step_and_says_so(crop, tmp_path, capsys):
     folder, _, volume = crop
     code, _, err = run_cli(capsys, folder, "--output", tmp_path / "series", "--device", "cpu", "--network-only",

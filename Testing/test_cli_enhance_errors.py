@@ -73,6 +73,8 @@ def test_output_inside_the_input_dicom_folder_is_refused(tmp_path, capsys):
          ["--series", "1.2.3"], "DICOM folder input only"),
         (lambda tmp: write_image(tmp / "v.nii.gz", np.zeros((3, 8, 8), np.float32)), "no/such/folder/out.nii.gz",
          [], "does not exist"),
+        (lambda tmp: write_image(tmp / "v.nii.gz", np.ones((3, 8, 8), np.float32)), "out.nii.gz",
+         ["--noise-map", "sometimes"], "neither off, auto nor an existing file"),
     ],
 )
 def test_bad_paths_and_options(tmp_path, capsys, make_input, output_name, extra, fragment):
@@ -80,6 +82,15 @@ def test_bad_paths_and_options(tmp_path, capsys, make_input, output_name, extra,
     code, _, err = run_cli(capsys, source, "--output", tmp_path / output_name, *extra)
     assert_one_line_failure(code, err, fragment)
     assert not (tmp_path / output_name).exists()
+
+
+@pytest.mark.parametrize(("shape", "spacing"), [((3, 8, 9), (0.9, 0.9, 4.0)), ((3, 8, 8), (0.9, 0.9, 3.0))])
+def test_a_noise_map_off_the_input_grid_is_refused(tmp_path, capsys, shape, spacing):
+    source = write_image(tmp_path / "v.nii.gz", np.ones((3, 8, 8), np.float32))
+    noise_map = write_image(tmp_path / "g.nii.gz", np.ones(shape, np.float32), spacing)
+    code, _, err = run_cli(capsys, source, "--output", tmp_path / "out.nii.gz", "--noise-map", noise_map)
+    assert_one_line_failure(code, err, "does not lie on the input's grid")
+    assert not (tmp_path / "out.nii.gz").exists()
 
 
 @pytest.mark.parametrize(

@@ -31,19 +31,21 @@ def test_parse_progress_line(line, expected):
 def test_worker_command_carries_every_setting():
     command = worker_process.build_worker_command(
         "in.nrrd", "out.nrrd", scale=3, denoise=0.25, device="cpu", slice_axis="j", batch_size=4,
-        model_id="mrsr-unet16-v1", python="/opt/PythonSlicer", stated_matrix=(256, 192),
+        model_id="mrsr-unet16-v1", python="/opt/PythonSlicer", stated_matrix=(256, 192), noise_map=True,
     )
     assert command[:2] == ["/opt/PythonSlicer", str(worker_process.WORKER_SCRIPT)]
     assert worker_process.WORKER_SCRIPT.is_file()
     pairs = dict(zip(command[2::2], command[3::2]))
     assert pairs == {"--input": "in.nrrd", "--output": "out.nrrd", "--scale": "3", "--denoise": "0.25",
                      "--device": "cpu", "--slice-axis": "j", "--batch-size": "4", "--model": "mrsr-unet16-v1",
-                     "--stated-matrix": "256x192"}
+                     "--stated-matrix": "256x192", "--noise-map": "auto"}
     from MRSuperResLib import worker
 
-    assert worker.build_parser().parse_args(command[2:]).stated_matrix == (256, 192)
+    parsed = worker.build_parser().parse_args(command[2:])
+    assert parsed.stated_matrix == (256, 192) and parsed.noise_map == "auto"
     defaults = worker_process.build_worker_command("a", "b", python="py")
     assert "--batch-size" not in defaults and "--model" not in defaults and "--stated-matrix" not in defaults
+    assert "--noise-map" not in defaults and worker.build_parser().parse_args(defaults[2:]).noise_map == "off"
 
 
 def python_script(tmp_path, body):

@@ -181,6 +181,28 @@ def test_worker_path_gives_the_blocking_result(slicerApp, pd3):
     assert not job.tempDir.exists()
 
 
+def test_a_noise_map_request_reaches_both_paths_and_the_settings(slicerApp, pd3, monkeypatch):
+    from MRSuperResLib import inference
+
+    calls = []
+    enhance = inference.enhance
+    monkeypatch.setattr(inference, "enhance", lambda *args, **kwargs: calls.append(kwargs["noise_map"])
+                        or enhance(*args, **kwargs))
+    inputNode = add_volume(slicerApp, pd3)
+    logic = SuperResMrmlLogic()
+    plain = logic.process(inputNode, scale=1, device="cpu", modelId=CPU_MODEL, show=False)
+    mapped = logic.process(inputNode, scale=1, device="cpu", modelId=CPU_MODEL, show=False, noiseMap=True)
+    assert calls == ["off", "auto"]
+    assert "noiseMap" not in plain.GetAttribute("MRSuperRes.settings")
+    assert mapped.GetAttribute("MRSuperRes.settings").endswith(" noiseMap=auto")
+    job = logic.startProcessing(inputNode, scale=1, device="cpu", modelId=CPU_MODEL, noiseMap=True)
+    try:
+        assert job.worker.command[job.worker.command.index("--noise-map") + 1] == "auto"
+        assert job.settings["noiseMap"] is True
+    finally:
+        logic.cancelProcessing(job)
+
+
 def test_a_dicom_nodes_stated_acquisition_matrix_reaches_both_paths(slicerApp, tmp_path, monkeypatch):
     """A node loaded from a zero-filled DICOM series (instance UIDs in its attribute, files in Slicer's DICOM
     database): the blocking path restores it from the matrix the header states, the worker is told it."""

@@ -52,6 +52,8 @@ def test_every_parameter_is_bound_to_a_suitable_widget():
             assert "WithinRange" in annotation and widget_class == "ctkSliderWidget", name
         elif "int" in annotation:
             assert widget_class == "QSpinBox", name
+        elif annotation == "bool":
+            assert widget_class == "QCheckBox", name  # connectGui's QCheckBox-to-bool connector
         else:
             raise AssertionError(f"{name}: unexpected annotation {annotation}")
 

@@ -20,8 +20,9 @@ from MRSuperResLib import baselines, evaluate, fidelity, inference, simulate  # 
 SCALES = (1, 2, 3)  # the grid evaluate uses for `--scale 1 2 3`
 
 
-def evaluation_cases(volumes, scales, snrs, max_slices):
-    """(row, degraded, axis name, psnr(out)) per volume, scale and SNR: evaluate's truths, grids and seeds."""
+def evaluation_cases(volumes, scales, snrs, max_slices, noise_variation=1.0):
+    """(row, degraded, axis name, psnr(out)) per volume, scale and SNR: evaluate's truths, grids and seeds
+    (noise_variation > 1: noise varying across the volume, simulate.noise_variation_map)."""
     for source in volumes:
         volume = evaluate.load_truth(source)
         label = evaluate._volume_label(volume, source)
@@ -31,7 +32,8 @@ def evaluation_cases(volumes, scales, snrs, max_slices):
         for scale in scales:
             for snr in snrs:
                 degraded = simulate.simulate_array(truth, geometry, scale=scale, snr=snr, slice_axis=axis_name,
-                                                   seed=evaluate._seed(label, scale, snr, 0))
+                                                   seed=evaluate._seed(label, scale, snr, 0),
+                                                   noise_variation=noise_variation)
                 yield ({"volume": label, "scale": scale, "snr": snr}, degraded, axis_name,
                        lambda out, truth=truth, mask=mask, data_range=data_range: fidelity.psnr(out, truth, mask,
                                                                                                 data_range))

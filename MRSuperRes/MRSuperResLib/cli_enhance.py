@@ -70,6 +70,10 @@ def add_arguments(parser):
     parser.add_argument("--acquired-matrix", type=_acquired_matrix, default="auto", metavar="auto|off|ROWSxCOLS",
                         help="matrix the scanner acquired the slices with, when it zero-filled them onto a finer grid: "
                              "auto (detect from the spectrum, default), off (the grid as measured) or e.g. 256x192")
+    parser.add_argument("--noise-map", default="off", metavar="off|auto|FILE",
+                        help="noise that varies across the image (parallel imaging, coil normalisation): auto "
+                             "estimates a smooth map of its level; FILE gives one (e.g. a g-factor map) on the "
+                             "input's grid; off (default) assumes one level")
     parser.add_argument("--series", "--series-uid", dest="series", default=None, metavar="UID",
                         help="SeriesInstanceUID to read when the DICOM folder holds several series")
     parser.add_argument("--output-format", choices=("auto", "file", "dicom"), default="auto",
@@ -148,10 +152,28 @@ def derivation_text(model_id, scale, denoise, slice_axis, data_consistency=True)
             f"denoise {denoise:g}" + ("" if data_consistency else ", network only (no data consistency)"))
 
 
+def read_noise_map(noise_map, volume):
+    """"off" / "auto" as given, or the array of the noise-map volume at that path, which must share the input's grid."""
+    import numpy as np
+
+    from MRQualityMetricsLib.volume_io import read_volume
+
+    if noise_map in ("off", "auto"):
+        return noise_map
+    if not Path(noise_map).exists():
+        raise ValueError(f"noise map '{noise_map}' is neither off, auto nor an existing file")
+    given = read_volume(noise_map)
+    if given.array.shape != volume.array.shape or not np.allclose(given.ijk_to_ras, volume.ijk_to_ras, atol=1e-3):
+        raise ValueError(f"noise map '{noise_map}' ({'x'.join(map(str, reversed(given.array.shape)))} voxels) does not "
+                         f"lie on the input's grid ({'x'.join(map(str, reversed(volume.array.shape)))} voxels)")
+    return given.array
+
+
 def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", slice_axis="auto", batch_size=None,
                  model_id=None, series_uid=None, output_format="auto", progress=None, data_consistency=True,
-                 acquired_matrix="auto"):
-    """Read, enhance and write; returns (output Volume, model id, output format). Raises ValueError on bad input."""
+                 acquired_matrix="auto", noise_map="off"):
+    """Read, enhance and write; returns (output Volume, model id, output format). Raises ValueError on bad input.
+    noise_map: "off", "auto" or the path of a volume of relative noise SD on the input's grid."""
     import numpy as np
 
     from MRQualityMetricsLib.volume_io import read_volume, write_volume
@@ -167,6 +189,7 @@ def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", s
     bad = int(np.count_nonzero(~np.isfinite(volume.array))) if np.issubdtype(volume.array.dtype, np.floating) else 0
     if bad:
         raise ValueError(f"input '{input_path}' contains {bad} NaN or infinite voxel(s); fix or mask them first")
+    noise_map = read_noise_map(noise_map, volume)
     sources = None
     if output_format == "dicom":  # before the run: a source the derived series cannot come from fails early
         from MRSuperResLib import dicom_export
@@ -178,6 +201,7 @@ def enhance_file(input_path, output_path, scale=2, denoise=1.0, device="auto", s
     result = inference.enhance_volume(
         volume, scale=scale, denoise=denoise, device=device, slice_axis=slice_axis, batch_size=batch_size,
         model_id=model.id, progress=progress, data_consistency=data_consistency, acquired_matrix=acquired_matrix,
+        noise_map=noise_map,
     )
     if output_format == "file":
         write_volume(result, output_path)
@@ -202,7 +226,7 @@ def run(args) -> int:
             args.input, args.output, scale=args.scale, denoise=args.denoise, device=args.device,
             slice_axis=args.slice_axis, batch_size=args.batch_size, model_id=args.model, series_uid=args.series,
             output_format=args.output_format, progress=None if args.quiet else ProgressBar(),
-            data_consistency=not args.network_only, acquired_matrix=args.acquired_matrix,
+            data_consistency=not args.network_only, acquired_matrix=args.acquired_matrix, noise_map=args.noise_map,
         )
     if not args.quiet:
         size = "x".join(str(n) for n in reversed(result.array.shape))

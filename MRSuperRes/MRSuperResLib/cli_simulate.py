@@ -1,7 +1,8 @@
 """Simulate a low-resolution noisy MR acquisition of a volume (k-space truncation, noise, scanner effects).
 
 The two voxel axes other than the slice axis are degraded slice by slice: k-space truncated to round(n / scale)
-samples, complex Gaussian noise at the requested SNR (mean foreground / sigma, once per volume), magnitude.
+samples, complex Gaussian noise at the requested SNR (mean foreground / sigma, once per volume; --noise-variation makes its
+SD vary smoothly across the volume), magnitude.
 The output keeps the position of voxel 0; its in-plane spacing grows by n_in / n_out (or stays on the input grid
 with --scanner-zero-fill). A fixed --seed gives identical output.
 """
@@ -23,6 +24,9 @@ def add_arguments(parser):
                         help="blur along the slice axis with a slice profile of this FWHM (no decimation)")
     parser.add_argument("--slice-profile", choices=("gaussian", "rect"), default="gaussian",
                         help="shape of the slice profile (default gaussian)")
+    parser.add_argument("--noise-variation", type=float, default=1.0, metavar="RATIO",
+                        help="noise SD varying smoothly across the volume, as parallel imaging's g-factor makes it: "
+                             "largest / smallest SD (default 1 = uniform; the SNR is then over its RMS)")
     parser.add_argument("--scanner-zero-fill", action="store_true",
                         help="zero-fill the result back to the input grid, as scanners do")
     parser.add_argument("--slice-axis", choices=("auto", "i", "j", "k"), default="auto",
@@ -50,6 +54,7 @@ def run(args) -> int:
         scanner_zero_fill=args.scanner_zero_fill,
         slice_axis=args.slice_axis,
         seed=args.seed,
+        noise_variation=args.noise_variation,
     )
     write_volume(out, args.output)
     print(

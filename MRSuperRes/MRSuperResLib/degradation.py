@@ -103,6 +103,7 @@ def acquire(
     apodisation: float = 0.0,
     phase: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    noise_map: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Simulate the magnitude image a scanner reconstructs from a high-resolution truth.
 
@@ -110,7 +111,9 @@ def acquire(
     lower resolution). sigma: noise std per real/imaginary channel on the acquired grid (scalar or a tensor
     broadcastable to the batch, shaped (..., 1, 1)). recon_shape: grid the scanner reconstructs on by
     zero-filling (default: acquired_shape). phase: optional smooth image phase (radians), making partial
-    Fourier and noise behave as on real complex data.
+    Fourier and noise behave as on real complex data. noise_map: optional relative noise SD per pixel of the
+    acquired grid (..., *acquired_shape), as parallel imaging's g-factor makes it: the noise is drawn in the image
+    domain and multiplied by it (None: white noise in k-space, the same draws as before the option existed).
     Returns the magnitude image on recon_shape: Rician in tissue, Rayleigh in air.
     """
     recon_shape = tuple(acquired_shape) if recon_shape is None else tuple(recon_shape)
@@ -119,6 +122,8 @@ def acquire(
         complex_truth = complex_truth * torch.exp(1j * phase)
     kspace = resize_kspace(fft2c(complex_truth), acquired_shape) * _intensity_factor(truth.shape[-2:], acquired_shape)
     noise = complex_noise(kspace.shape, 1.0, generator=generator, device=kspace.device)
+    if noise_map is not None:  # white in the image domain, then shaped by the map: the FFT keeps it white otherwise
+        noise = fft2c(noise * noise_map.to(kspace.device))
     kspace = kspace + noise * torch.as_tensor(sigma, device=kspace.device)
     sampling = torch.ones(tuple(acquired_shape), device=kspace.device)
     if partial_fourier < 1.0:

@@ -15,6 +15,7 @@ import numpy as np
 from .simulate import (
     array_axis,
     check_volume_array,
+    fourier_sample_positions,
     in_plane_shape,
     resampled_geometry,
     resolve_slice_axis,
@@ -206,9 +207,29 @@ def _restore_batch(model, stack, first, last, out_rows_cols, sigma, denoise, dev
     return (restored.float() * levels.view(-1, 1, 1)).cpu().numpy()
 
 
+def _relative_noise(noise_map, stack, grid, voxel_array_axis):
+    """The noise map of the (S, r, c) `stack` (cropped from a `grid`-sized one when the scanner zero-filled it) in
+    its pixel coordinates, or None for one noise level: noise_map None / "off", "auto" (estimated from the stack),
+    or an array of relative noise SD on the input volume's own grid."""
+    from . import noise_map as maps
+
+    if noise_map is None or (isinstance(noise_map, str) and noise_map == "off"):
+        return None
+    if isinstance(noise_map, str):
+        if noise_map != "auto":
+            raise ValueError(f"noise map must be 'auto', 'off' or an array, got {noise_map!r}")
+        return maps.estimate_relative_noise_map(stack)
+    given = np.moveaxis(np.asarray(noise_map), voxel_array_axis, 0)
+    if given.shape != (stack.shape[0], *grid):
+        raise ValueError(f"the noise map's shape {np.moveaxis(given, 0, voxel_array_axis).shape} is not the input's")
+    # Grid pixel x lies at n // 2 + (x - N // 2) n / N on the n-pixel acquired matrix (degradation.py's convention).
+    return maps.from_array(given).moved((lambda x: x, *(
+        (lambda x, n=n, size=size: n // 2 + (x - size // 2) * n / size) for n, size in zip(stack.shape[1:], grid))))
+
+
 def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="auto", batch_size=None,
             model_id=None, progress=None, cancel: threading.Event | None = None, models_dir=None,
-            data_consistency=True, acquired_matrix="auto", stated_matrix=None):
+            data_consistency=True, acquired_matrix="auto", stated_matrix=None, noise_map="off"):
     """Super-resolve (scale 2 or 3) and/or denoise (any scale, 1 = denoise only) a volume.
 
     array [k, j, i] real values; returns (float32 array, IJK-to-RAS) on the output grid, which lies on the
@@ -218,6 +239,9 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
     (acquired_matrix.py); (rows, columns) of the slices says it; None or "off" treats the grid as measured.
     stated_matrix: (rows, columns) = (j, i) the DICOM header states (Volume.metadata["acquisition_matrix"]); "auto"
     uses it where the slices are the k slices and their spectrum drops at its edges.
+    noise_map: for noise that varies across the volume (parallel imaging): "auto" estimates a smooth map of its
+    relative SD (noise_map.py), an array of the input's shape gives it (a g-factor map); the input divided by it is
+    restored with one noise level and the output multiplied by it again. "off" (default) assumes one level.
     """
     import torch
 
@@ -232,7 +256,12 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
     stack = np.moveaxis(array, array_axis(axis), 0).astype(np.float32, copy=False)
     out_stack_shape = np.moveaxis(np.empty(out_shape, dtype=bool), array_axis(axis), 0).shape
     out_rows_cols = out_stack_shape[1:]
+    grid = stack.shape[1:]
     stack = _from_acquired_matrix(stack, acquired_matrix, stated_matrix if axis == 2 else None)
+    relative_noise = _relative_noise(noise_map, stack, grid, array_axis(axis))
+    if relative_noise is not None:  # a new array: the input is never changed
+        stack = stack / relative_noise.on_grid(*(np.arange(n) for n in stack.shape))
+        out_positions = [fourier_sample_positions(n, size) for n, size in zip(stack.shape[1:], out_rows_cols)]
     output = np.empty(out_stack_shape, dtype=np.float32)
     sigma = _volume_noise_sigma(stack, out_rows_cols, torch_device) if denoise > 0 else 0.0
     pixels = out_rows_cols[0] * out_rows_cols[1]
@@ -245,7 +274,7 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
 
         # The noise the Wiener step assumes is the network's condition: strength 0 keeps the measured band as is.
         restorer = MeasuredBandRestorer(stack, output, denoise * sigma, torch_device)
-    total, done, finished = stack.shape[0], 0, 0
+    total, done, finished, rescaled = stack.shape[0], 0, 0, 0
     while finished < total:
         if cancel is not None and cancel.is_set():
             raise EnhanceCancelled("enhancement cancelled")
@@ -257,6 +286,9 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
                 done = last
             # The Wiener step follows a few slices behind the network; a slice counts once it is final.
             finished = restorer.advance(done) if restorer is not None else done
+            if relative_noise is not None and finished > rescaled:  # final slices go back to the input's noise map
+                output[rescaled:finished] *= relative_noise.on_grid(np.arange(rescaled, finished), *out_positions)
+                rescaled = finished
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             if batch_size > 1:

@@ -36,9 +36,9 @@ def validateSettings(scale, denoise, device, sliceAxis, batchSize):
         raise ValueError(f"batch size must be at least 1, got {batchSize}")
 
 
-def settingsDescription(scale, denoise, device, sliceAxis, modelId):
+def settingsDescription(scale, denoise, device, sliceAxis, modelId, noiseMap=False):
     return (f"MRSuperRes model={modelId or 'default'} scale={int(scale)} denoise={float(denoise):g} "
-            f"device={device} sliceAxis={sliceAxis}")
+            f"device={device} sliceAxis={sliceAxis}" + (" noiseMap=auto" if noiseMap else ""))
 
 
 @dataclass
@@ -63,10 +63,11 @@ class SuperResMrmlLogic:
     """Enhances scalar volume nodes; owns no widgets, callable from the Python console."""
 
     def process(self, inputVolume, outputVolume=None, scale=2, denoise=1.0, device="auto", sliceAxis="auto",
-                batchSize=None, modelId=None, progress=None, cancel=None, show=True):
+                batchSize=None, modelId=None, progress=None, cancel=None, show=True, noiseMap=False):
         """Enhance inputVolume in this process (blocking) and return the output node.
 
         outputVolume: node to overwrite, or None to create "<input> enhanced ×<scale>".
+        noiseMap: the noise varies across the image (parallel imaging): denoise each region for its own level.
         progress(done, total): optional callback; cancel: optional threading.Event (inference.EnhanceCancelled).
         """
         validateSettings(scale, denoise, device, sliceAxis, batchSize)
@@ -78,17 +79,17 @@ class SuperResMrmlLogic:
         outArray, outIjkToRas = inference.enhance(
             volume.array, volume.ijk_to_ras, scale=int(scale), denoise=float(denoise), device=device,
             slice_axis=sliceAxis, batch_size=batchSize, model_id=modelId, progress=progress, cancel=cancel,
-            stated_matrix=mrml_nodes.statedAcquisitionMatrix(inputVolume),
+            stated_matrix=mrml_nodes.statedAcquisitionMatrix(inputVolume), noise_map="auto" if noiseMap else "off",
         )
         result = volume.with_array(outArray, ijk_to_ras=outIjkToRas)
-        description = settingsDescription(scale, denoise, device, sliceAxis, modelId)
+        description = settingsDescription(scale, denoise, device, sliceAxis, modelId, noiseMap)
         return self._importResult(inputVolume, outputVolume, scale, description, show,
                                   lambda node: mrml_nodes.updateNodeFromVolume(node, result))
 
     # Background path: startProcessing -> (poll job.worker) -> finishProcessing or cancelProcessing.
 
     def startProcessing(self, inputVolume, outputVolume=None, scale=2, denoise=1.0, device="auto",
-                        sliceAxis="auto", batchSize=None, modelId=None, python=None, env=None):
+                        sliceAxis="auto", batchSize=None, modelId=None, python=None, env=None, noiseMap=False):
         """Write the input to a temporary NRRD and start the worker; returns a ProcessingJob to poll."""
         from MRSuperResLib import worker_process
 
@@ -97,7 +98,7 @@ class SuperResMrmlLogic:
         mrml_nodes.validateInputVolumeNode(inputVolume)
         tempDir = Path(tempfile.mkdtemp(prefix="MRSuperRes-"))
         settings = dict(scale=int(scale), denoise=float(denoise), device=device, sliceAxis=sliceAxis,
-                        batchSize=batchSize, modelId=modelId)
+                        batchSize=batchSize, modelId=modelId, noiseMap=bool(noiseMap))
         job = ProcessingJob(inputVolume, outputVolume, settings, tempDir, tempDir / "enhanced.nrrd")
         try:
             inputPath = tempDir / "input.nrrd"
@@ -105,7 +106,7 @@ class SuperResMrmlLogic:
             command = worker_process.build_worker_command(
                 inputPath, job.resultPath, scale=scale, denoise=denoise, device=device, slice_axis=sliceAxis,
                 batch_size=batchSize, model_id=modelId, python=python,
-                stated_matrix=mrml_nodes.statedAcquisitionMatrix(inputVolume),
+                stated_matrix=mrml_nodes.statedAcquisitionMatrix(inputVolume), noise_map=bool(noiseMap),
             )
             job.worker = worker_process.WorkerProcess(command, env=env)
         except Exception:
@@ -123,7 +124,8 @@ class SuperResMrmlLogic:
                 raise RuntimeError(f"Enhancement failed: {job.worker.error_message()}")
             s = job.settings
             modelId = job.worker.model_id or s["modelId"]  # the worker names the model it ran
-            description = settingsDescription(s["scale"], s["denoise"], s["device"], s["sliceAxis"], modelId)
+            description = settingsDescription(s["scale"], s["denoise"], s["device"], s["sliceAxis"], modelId,
+                                              s["noiseMap"])
             return self._importResult(job.inputVolume, job.outputVolume, s["scale"], description, show,
                                       lambda node: mrml_nodes.readVolumeFile(job.resultPath, node))
         finally:

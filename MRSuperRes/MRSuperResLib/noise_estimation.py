@@ -62,16 +62,22 @@ def estimate_noise_sigma_wavelet(images: torch.Tensor) -> torch.Tensor:
     side of less denoising. Restricted to the foreground as estimate_noise_sigma is. Images without
     foreground give 0.
     """
+    diagonal, local_mean = haar_diagonal(images)
+    even = images[..., : diagonal.shape[-2] * 2, : diagonal.shape[-1] * 2]
+    return _foreground_statistic(
+        diagonal.abs().flatten(1), local_mean.flatten(1), _reference_levels(even), lambda v: v.median() / 0.6745
+    )
+
+
+def haar_diagonal(images: torch.Tensor):
+    """Finest diagonal Haar band of (B, H, W) images (unit gain for white noise) and the local mean of its 2 x 2
+    blocks, each (B, H // 2, W // 2)."""
     x = images.float()
     rows, cols = (x.shape[-2] // 2) * 2, (x.shape[-1] // 2) * 2
     x = x[..., :rows, :cols]
     a, b = x[..., 0::2, 0::2], x[..., 0::2, 1::2]
     c, d = x[..., 1::2, 0::2], x[..., 1::2, 1::2]
-    diagonal = (a - b - c + d) / 2  # unit gain for white noise
-    local_mean = (a + b + c + d) / 4
-    return _foreground_statistic(
-        diagonal.abs().flatten(1), local_mean.flatten(1), _reference_levels(x), lambda v: v.median() / 0.6745
-    )
+    return (a - b - c + d) / 2, (a + b + c + d) / 4
 
 
 def estimate_noise_sigma_blind(zero_filled: torch.Tensor, input_grid: torch.Tensor) -> torch.Tensor:

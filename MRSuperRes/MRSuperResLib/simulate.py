@@ -4,11 +4,13 @@ The two voxel axes other than the slice axis are the in-plane (k-space) axes. Ea
 degradation.acquire: centred k-space truncation to round(n / scale) samples per in-plane axis, complex
 Gaussian noise, optional partial Fourier along the first in-plane (phase-encode) axis, optional apodisation,
 a smooth random image phase, then the magnitude. Optional extras before acquisition: a smooth multiplicative
-bias field and a through-plane slice-profile blur (no decimation).
+bias field and a through-plane slice-profile blur (no decimation). Optional noise that varies smoothly across the
+volume, as parallel imaging's g-factor makes it (noise_variation: the ratio of its largest to its smallest SD).
 
 SNR = mean foreground signal of the clean low-resolution image / noise sigma, where sigma is the standard
-deviation of each of the real and imaginary channels of the acquired (unfiltered) data. It is computed once per
-volume. Apodisation and partial Fourier then lower the image noise further, as on a scanner.
+deviation of each of the real and imaginary channels of the acquired (unfiltered) data (with varying noise: its
+root mean square over the foreground, so the noise power equals that of uniform noise at the same SNR). It is
+computed once per volume. Apodisation and partial Fourier then lower the image noise further, as on a scanner.
 
 Geometry (Fourier-resampling convention of degradation.py): the in-plane spacing is multiplied by n_in / n_out and
 the output keeps the position of voxel 0 whenever the sizes allow (see fourier_sample_positions: the centred DFT
@@ -127,9 +129,11 @@ class SimulationResult:
     sigma: float  # noise sigma per real/imaginary channel (image intensity units)
     slice_axis: int  # voxel axis 0=i, 1=j, 2=k
     acquired_shape: tuple  # [k, j, i] shape of the acquisition matrix
+    noise_map: np.ndarray | None = None  # relative noise SD [k, j, i] on the acquired grid (None: uniform)
 
 
-def _validate(scale, snr, partial_fourier, apodisation, bias_field, slice_profile_mm, slice_profile):
+def _validate(scale, snr, partial_fourier, apodisation, bias_field, slice_profile_mm, slice_profile,
+              noise_variation=1.0):
     try:
         valid_scale = math.isfinite(float(scale)) and float(scale) >= 1
     except (TypeError, ValueError):
@@ -148,6 +152,8 @@ def _validate(scale, snr, partial_fourier, apodisation, bias_field, slice_profil
         raise ValueError(f"slice profile FWHM must be > 0 mm, got {slice_profile_mm}")
     if slice_profile not in _SLICE_PROFILES:
         raise ValueError(f"slice profile must be one of {_SLICE_PROFILES}, got {slice_profile!r}")
+    if not (1.0 <= noise_variation <= 10.0):
+        raise ValueError(f"noise variation (largest / smallest noise SD) must be between 1 and 10, got {noise_variation}")
 
 
 def bias_field(shape_kji, strength: float, rng: np.random.Generator) -> np.ndarray:
@@ -159,6 +165,20 @@ def bias_field(shape_kji, strength: float, rng: np.random.Generator) -> np.ndarr
     poly = sum(weight * term for weight, term in zip(weights, terms)) + np.zeros(shape_kji)
     poly /= max(np.abs(poly).max(), 1e-12)
     return np.exp(strength * poly)
+
+
+def noise_variation_map(shape, ratio: float, rng: np.random.Generator) -> np.ndarray:
+    """Relative noise SD over a (S, rows, cols) stack, like a parallel-imaging g-factor map: one smooth bump, off
+    centre, across the slices and wider through them, scaled so that its largest value is `ratio` times its
+    smallest."""
+    centres = rng.uniform(-0.3, 0.3, 3)
+    widths = np.array([rng.uniform(1.0, 2.0), *rng.uniform(0.35, 0.7, 2)])
+    axes = [np.linspace(-1, 1, n) for n in shape]
+    exponent = sum(((axis - centre) / width) ** 2 for axis, centre, width in
+                   zip(np.meshgrid(*axes, indexing="ij", sparse=True), centres, widths))
+    bump = np.exp(-0.5 * exponent)
+    bump = (bump - bump.min()) / max(bump.max() - bump.min(), 1e-12)
+    return (1.0 + (ratio - 1.0) * bump).astype(np.float32)
 
 
 def gaussian_kernel(sigma_voxels: float) -> np.ndarray:
@@ -208,17 +228,21 @@ def simulate_array(
     seed: int = 0,
     random_phase: bool = True,
     device: str = "cpu",
+    noise_variation: float = 1.0,
 ) -> SimulationResult:
     """Degrade a high-resolution volume [k, j, i] as a scanner with a lower matrix would acquire it.
 
-    snr None or inf: no noise. Deterministic for a given seed. The input is not modified.
+    snr None or inf: no noise. noise_variation > 1: the noise SD varies smoothly across the volume by that ratio
+    (noise_variation_map; SNR then refers to its root mean square over the foreground). Deterministic for a given
+    seed. The input is not modified.
     """
     import torch
 
     from MRSuperResLib import degradation
 
     array = check_volume_array(array)
-    _validate(scale, snr, partial_fourier, apodisation, bias_field_strength, slice_profile_mm, slice_profile)
+    _validate(scale, snr, partial_fourier, apodisation, bias_field_strength, slice_profile_mm, slice_profile,
+              noise_variation)
     ijk_to_ras = np.asarray(ijk_to_ras, dtype=float)
     if ijk_to_ras.shape != (4, 4):
         raise ValueError(f"IJK-to-RAS must be a 4x4 matrix, got shape {ijk_to_ras.shape}")
@@ -241,6 +265,7 @@ def simulate_array(
 
     batches = [torch.from_numpy(np.ascontiguousarray(slices[start:start + _BATCH_SLICES])).to(device)
                for start in range(0, slices.shape[0], _BATCH_SLICES)]
+    noise_map = None
     if snr is None or math.isinf(snr):
         sigma = 0.0
     else:
@@ -248,11 +273,16 @@ def simulate_array(
         sigma = volume_foreground_mean(clean) / float(snr)
         if sigma <= 0:
             raise ValueError("input has no foreground signal (all voxels zero); cannot set the noise from an SNR")
+        if noise_variation > 1.0:
+            noise_map = noise_variation_map(clean.shape, noise_variation, rng)
+            magnitude = np.abs(clean)
+            foreground = magnitude > 0.1 * np.percentile(magnitude, 99)
+            noise_map /= np.sqrt(np.mean(noise_map[foreground] ** 2))
     # One smooth phase map for the whole volume (constant through-plane, like a B0/coil phase).
     phase = degradation.smooth_random_phase(in_shape, 1, generator=generator, device=device) if random_phase else None
 
     out_slices = []
-    for batch in batches:
+    for start, batch in zip(range(0, slices.shape[0], _BATCH_SLICES), batches):
         out_slices.append(
             degradation.acquire(
                 batch,
@@ -264,6 +294,7 @@ def simulate_array(
                 apodisation=apodisation,
                 phase=phase,
                 generator=generator,
+                noise_map=None if noise_map is None else torch.from_numpy(noise_map[start:start + _BATCH_SLICES]),
             ).cpu().numpy()
         )
     out = np.moveaxis(np.concatenate(out_slices).astype(np.float32), 0, axis)
@@ -277,6 +308,7 @@ def simulate_array(
         sigma=float(sigma),
         slice_axis=voxel_axis,
         acquired_shape=tuple(acquired_kji),
+        noise_map=None if noise_map is None else np.ascontiguousarray(np.moveaxis(noise_map, 0, axis)),
     )
 
 

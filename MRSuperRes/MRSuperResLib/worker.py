@@ -56,6 +56,8 @@ def build_parser():
     parser.add_argument("--model", default=None, help="model id from Models.json (default model if omitted)")
     parser.add_argument("--stated-matrix", default=None, type=_matrix,
                         help="ROWSxCOLUMNS the DICOM header states were acquired (helps find a zero-filled series)")
+    parser.add_argument("--noise-map", default="off", choices=("off", "auto"),
+                        help="auto: the noise varies across the image (parallel imaging); estimate a map of it")
     return parser
 
 
@@ -94,7 +96,7 @@ def run(args):
     out_array, out_ijk_to_ras = inference.enhance(
         volume.array, volume.ijk_to_ras, scale=args.scale, denoise=args.denoise, device=args.device,
         slice_axis=args.slice_axis, batch_size=args.batch_size, model_id=model.id, progress=report,
-        stated_matrix=args.stated_matrix,
+        stated_matrix=args.stated_matrix, noise_map=args.noise_map,
     )
     result = volume.with_array(out_array, ijk_to_ras=out_ijk_to_ras)
     # Temporary name in the same folder (same file system), keeping the extension that selects the format.

@@ -39,8 +39,9 @@ def python_executable():
 
 
 def build_worker_command(input_path, output_path, scale=2, denoise=1.0, device="auto", slice_axis="auto",
-                         batch_size=None, model_id=None, python=None, stated_matrix=None):
-    """Command line that runs worker.py on an input volume file and writes the result file."""
+                         batch_size=None, model_id=None, python=None, stated_matrix=None, noise_map=False):
+    """Command line that runs worker.py on an input volume file and writes the result file (noise_map: estimate
+    a map of noise that varies across the image)."""
     command = [
         python or python_executable(), str(WORKER_SCRIPT),
         "--input", str(input_path), "--output", str(output_path),
@@ -53,6 +54,8 @@ def build_worker_command(input_path, output_path, scale=2, denoise=1.0, device="
         command += ["--model", str(model_id)]
     if stated_matrix:
         command += ["--stated-matrix", f"{int(stated_matrix[0])}x{int(stated_matrix[1])}"]
+    if noise_map:
+        command += ["--noise-map", "auto"]
     return command
 
 
