@@ -6,8 +6,8 @@ it leaves noise, where it is lower it takes detail. With a map g of the noise SD
 the input divided by g has uniform noise (variance stabilisation); it is restored with one level and the output is
 multiplied by g again. g is smooth, so the network sees a mild bias field, which its training includes.
 
-Estimate (estimate_relative_noise_map): the stack is cut into tiles (an eighth of the field of view in-plane at
-most, SLAB slices); each tile's noise SD is the MAD of the finest diagonal Haar band over its foreground, taken
+Estimate (estimate_relative_noise_map): the stack is cut into tiles (a sixteenth of the field of view in-plane,
+at least MIN_TILE pixels, by SLAB slices); each tile's noise SD is the MAD of the finest diagonal Haar band over its foreground, taken
 across pairs of slices too (diagonal_detail), where anatomy inflates it little. The logarithms
 are smoothed across tiles by normalised convolution weighted by the foreground samples, which also fills tiles
 without foreground, and g is their exponential over the weighted median. Any voxel's value is a trilinear
