@@ -101,11 +101,13 @@ def test_the_estimated_map_follows_the_noise_and_stays_flat_for_uniform_noise(sc
     varying = simulate.simulate_array(truth, GEOMETRY, scale=scale, snr=15, noise_variation=3.0, seed=4)
     stack = varying.array
     estimate = noise_map.estimate_relative_noise_map(stack)
-    assert _log_error_sd(estimate, varying.noise_map, stack) < 0.15  # ln 3 = 1.1 is the range of the true map
+    flat = noise_map.RelativeNoiseMap(np.ones((1, 1, 1)), (np.zeros(1),) * 3)
+    # A flat map is off by 0.25 here (ln 3 = 1.1 is the range of the true map); the estimate by 0.10 / 0.12.
+    assert _log_error_sd(estimate, varying.noise_map, stack) < 0.55 * _log_error_sd(flat, varying.noise_map, stack)
     uniform = simulate.simulate_array(truth, GEOMETRY, scale=scale, snr=15, seed=4).array
-    flat = noise_map.estimate_relative_noise_map(uniform).on_grid(*(np.arange(n) for n in uniform.shape))
+    estimated = noise_map.estimate_relative_noise_map(uniform).on_grid(*(np.arange(n) for n in uniform.shape))
     foreground = uniform > 0.1 * np.percentile(uniform, 99)
-    assert np.percentile(flat[foreground], 95) / np.percentile(flat[foreground], 5) < 1.3
+    assert np.percentile(estimated[foreground], 95) / np.percentile(estimated[foreground], 5) < 1.3
 
 
 def test_a_stack_without_foreground_has_no_map():
@@ -139,6 +141,15 @@ def test_enhance_with_a_map_restores_the_input_divided_by_it_and_multiplies_back
     # from_array scales the map to median 1; the input divided by it keeps that median as a factor.
     on_output = noise_map.from_array(field).on_grid(np.arange(noisy.shape[0]), out_rows, out_cols) * np.median(field)
     np.testing.assert_allclose(out, reference * on_output, rtol=2e-3, atol=2e-3 * float(out.max()))
+
+
+def test_a_given_map_follows_the_crop_of_a_scanner_zero_filled_series():
+    """Cropped from 64 to 32 rows, pixel m of the acquired matrix lies at grid row 2 m: a ramp over the grid's rows
+    reads there as the ramp at 2 m."""
+    ramp = np.broadcast_to((1.0 + 0.01 * np.arange(64))[None, :, None], (3, 64, 48))
+    relative = inference._relative_noise(ramp, np.ones((3, 32, 48), np.float32), (64, 48), 0)
+    rows = relative.on_grid(np.arange(3), np.arange(32), np.arange(48))[1, :, 5]
+    np.testing.assert_allclose(rows * np.median(ramp), 1.0 + 0.02 * np.arange(32), rtol=1e-6)
 
 
 def test_auto_map_denoises_where_the_noise_is_high_and_keeps_detail_where_it_is_low():

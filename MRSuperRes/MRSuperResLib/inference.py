@@ -24,7 +24,7 @@ from .simulate import (
 
 SCALES = (1, 2, 3)
 NOISE_SLICES = 24
-CROP_SLICES = 32  # slices per k-space crop of a scanner-zero-filled input
+CROP_SLICES = 32  # slices per k-space crop of a scanner-zero-filled input, and per division by a noise map
 _MODEL_CACHE = {}
 
 
@@ -222,9 +222,19 @@ def _relative_noise(noise_map, stack, grid, voxel_array_axis):
     given = np.moveaxis(np.asarray(noise_map), voxel_array_axis, 0)
     if given.shape != (stack.shape[0], *grid):
         raise ValueError(f"the noise map's shape {np.moveaxis(given, 0, voxel_array_axis).shape} is not the input's")
-    # Grid pixel x lies at n // 2 + (x - N // 2) n / N on the n-pixel acquired matrix (degradation.py's convention).
+    # A pixel of the grid lies where the Fourier resampling from the acquired matrix put it.
     return maps.from_array(given).moved((lambda x: x, *(
-        (lambda x, n=n, size=size: n // 2 + (x - size // 2) * n / size) for n, size in zip(stack.shape[1:], grid))))
+        (lambda x, n=n, size=size: fourier_sample_positions(n, size, x)) for n, size in zip(stack.shape[1:], grid))))
+
+
+def _divided_by_map(stack, relative_noise):
+    """A new (S, r, c) stack: `stack` over the map, a few slices at a time (no stack-sized map at once)."""
+    divided = np.empty(stack.shape, dtype=np.float32)
+    pixels = [np.arange(n) for n in stack.shape[1:]]
+    for first in range(0, stack.shape[0], CROP_SLICES):
+        last = min(stack.shape[0], first + CROP_SLICES)
+        np.divide(stack[first:last], relative_noise.on_grid(np.arange(first, last), *pixels), out=divided[first:last])
+    return divided
 
 
 def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="auto", batch_size=None,
@@ -260,7 +270,7 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
     stack = _from_acquired_matrix(stack, acquired_matrix, stated_matrix if axis == 2 else None)
     relative_noise = _relative_noise(noise_map, stack, grid, array_axis(axis))
     if relative_noise is not None:  # a new array: the input is never changed
-        stack = stack / relative_noise.on_grid(*(np.arange(n) for n in stack.shape))
+        stack = _divided_by_map(stack, relative_noise)
         out_positions = [fourier_sample_positions(n, size) for n, size in zip(stack.shape[1:], out_rows_cols)]
     output = np.empty(out_stack_shape, dtype=np.float32)
     sigma = _volume_noise_sigma(stack, out_rows_cols, torch_device) if denoise > 0 else 0.0

@@ -71,15 +71,17 @@ def in_plane_shape(shape_kji, slice_voxel_axis: int, scale: float) -> tuple:
     return tuple(out)
 
 
-def fourier_sample_positions(n_in: int, n_out: int) -> np.ndarray:
-    """Input index of each output sample of a centred-DFT resampling (degradation.fourier_resample).
+def fourier_sample_positions(n_in: int, n_out: int, positions=None) -> np.ndarray:
+    """Input index of each output sample of a centred-DFT resampling (degradation.fourier_resample), or of the
+    given (possibly fractional) output positions.
 
     The centred DFT puts the image origin at index n // 2, so the samples n_in // 2 and n_out // 2 coincide:
     output sample m lies at n_in // 2 + (m - n_out // 2) * n_in / n_out. This equals m * n_in / n_out (voxel 0
     shared) when n_in // 2 == (n_out // 2) * n_in / n_out, e.g. for even n_out dividing n_in, but not in general
     (90 -> 45: output voxel 0 lies at input index 1).
     """
-    return n_in // 2 + (np.arange(n_out) - n_out // 2) * (n_in / n_out)
+    positions = np.arange(n_out) if positions is None else np.asarray(positions, dtype=float)
+    return n_in // 2 + (positions - n_out // 2) * (n_in / n_out)
 
 
 def resampled_geometry(ijk_to_ras, shape_in_kji, shape_out_kji) -> np.ndarray:
