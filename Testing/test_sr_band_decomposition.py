@@ -54,3 +54,30 @@ def test_band_from_pilot_is_the_shipped_step_at_the_output_scale():
     np.testing.assert_allclose(split_band(restored, 0, (15, 13))[0], split_band(shipped, 0, (15, 13))[0], atol=1e-2)
     unchanged = band_from_pilot(volume, pilot, (30, 26), 0.0)
     np.testing.assert_allclose(split_band(unchanged, 0, (15, 13))[0], fourier_resample(torch.from_numpy(volume), (30, 26)).numpy(), atol=1e-3)
+
+
+def test_the_3d_band_source_denoises_the_measured_slices_along_the_slice_axis(tmp_path, monkeypatch):
+    """volume_band_source reads the slices along the case's slice axis and tells the 3D network that grid's
+    spacing ratio and the volume's noise; with the residual branch silenced its network output is the input."""
+    from band_sources import volume_band_source
+
+    from MRQualityMetricsLib.volume import Volume, make_ijk_to_ras
+    from MRSuperResLib import volume_denoiser
+    from MRSuperResLib.volume_denoiser import VolumeDenoiserNet
+
+    model = VolumeDenoiserNet("unet16-3d")
+    torch.nn.init.zeros_(model.unet.final_conv.weight)
+    torch.nn.init.zeros_(model.unet.final_conv.bias)
+    torch.save(model.state_dict(), tmp_path / "identity.pt")
+    told = []
+    original = volume_denoiser.denoise_stack
+    monkeypatch.setattr(volume_denoiser, "denoise_stack",
+                        lambda model, stack, sigma, ratio, device: told.append((stack.shape, ratio)) or original(
+                            model, stack, sigma, ratio, device))
+    rng = np.random.default_rng(2)
+    array = (100 + 10 * rng.normal(size=(20, 18, 6))).astype(np.float32)  # [k, j, i]: slices along i
+    degraded = Volume(array=array, ijk_to_ras=make_ijk_to_ras((3.0, 1.5, 1.5)))  # 3 mm slices, 1.5 mm pixels
+    pipeline, network = volume_band_source(tmp_path / "identity.pt", "unet16-3d")(degraded, "i", 2)
+    assert told == [((6, 20, 18), 2.0)]
+    np.testing.assert_allclose(network, np.moveaxis(array, 2, 0), rtol=1e-5, atol=1e-3)
+    assert pipeline.shape == network.shape and np.isfinite(pipeline).all()

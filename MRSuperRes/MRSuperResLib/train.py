@@ -39,6 +39,9 @@ DEFAULT_CONFIG = {
     # Condition the network on slice spacing / pixel size (network.py): for 2.5D models, whose neighbours tell
     # more the closer they lie.
     "spacing_condition": False,
+    # Train the 3D denoiser of the measured band (volume_denoiser.py) instead: `architecture` is one of its presets,
+    # context_slices its depth (a multiple of 16) and crop its in-plane window on the scanner's grid.
+    "volumetric": False,
 }
 LOSSES = ("l1", "l2")
 
@@ -68,6 +71,8 @@ def load_config(path=None, overrides=None) -> dict:
     from .training_data import DEFAULT_FINE_TEXTURE, DEFAULT_LESIONS
     from .training_pairs import BLIND_BLUR
 
+    if config["volumetric"] and (config["context_slices"] % 16 or config["detail_weight"]):
+        raise ValueError("a volumetric model needs context_slices a multiple of 16 and no detail_weight")
     if config["loss"] not in LOSSES:
         raise ValueError(f"training loss must be one of {LOSSES}, got {config['loss']!r}")
     for key, defaults in (("blind_blur", BLIND_BLUR), ("fine_texture", DEFAULT_FINE_TEXTURE), ("lesions", DEFAULT_LESIONS)):
@@ -106,16 +111,35 @@ def _validation_batches(bank, config, device, count=4):
     """A fixed validation set (own seed), one batch per scale plus a mixed one."""
     import torch
 
-    from .training_pairs import make_training_pairs
-
     generator = torch.Generator(device=device).manual_seed(config["seed"] + 1)
     synthesizer = _synthesizer(bank, config, generator)
     batches = []
     for scale in (1, 2, 3, None)[:count]:
         clean, pixel, spacing = synthesizer.sample(config["batch_size"])
-        batch = make_training_pairs(clean, generator, config["crop"], scale=scale, blind_blur=config["blind_blur"])
-        batches.append({**batch, "spacing_ratio": spacing / pixel})  # what a spacing-conditioned network is told
+        batch = _pairs(config)(clean, generator, config["crop"], scale=scale, blind_blur=config["blind_blur"])
+        batches.append({**batch, "spacing_ratio": _spacing_ratio(batch, spacing, pixel)})
     return batches
+
+
+def _pairs(config):
+    from .training_pairs import make_training_pairs, make_volume_pairs
+
+    return make_volume_pairs if config["volumetric"] else make_training_pairs
+
+
+def _spacing_ratio(batch, spacing, pixel):
+    """Slice spacing / pixel size of the grid the network sees (what a spacing-conditioned network is told): the
+    clean pixel for the slice networks (they see the output grid), the scanner's for the volume denoiser."""
+    return spacing / (pixel * batch.get("pixel_factor", 1.0))
+
+
+def _network(config):
+    from .network import RestorationNet
+    from .volume_denoiser import VolumeDenoiserNet
+
+    if config["volumetric"]:
+        return VolumeDenoiserNet(config["architecture"])
+    return RestorationNet(config["architecture"], config["context_slices"], config["spacing_condition"])
 
 
 def _flipped(clean, repeat: int):
@@ -130,9 +154,8 @@ def _flipped(clean, repeat: int):
 def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
     import torch
 
-    from .network import RestorationNet, parameter_count
+    from .network import parameter_count
     from .training_data import TemplateBank
-    from .training_pairs import make_training_pairs
 
     torch.manual_seed(config["seed"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -143,7 +166,7 @@ def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
     synthesizer = _synthesizer(bank, config, generator)
     validation = _validation_batches(bank, config, device)
 
-    model = RestorationNet(config["architecture"], config["context_slices"], config["spacing_condition"])
+    model = _network(config)
     if config["init_weights"]:
         model.load_state_dict(torch.load(config["init_weights"], map_location="cpu", weights_only=True))
     model = model.to(device)
@@ -169,13 +192,12 @@ def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
             group["lr"] = config["learning_rate"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
         with torch.no_grad():
             clean, pixel, spacing = synthesizer.sample(config["batch_size"])
-            ratio = spacing / pixel  # in-plane flips leave it as it is
         for repeat in range(min(config["degradations_per_batch"], config["max_steps"] - step)):
             with torch.no_grad():
-                batch = make_training_pairs(_flipped(clean, repeat), generator, config["crop"],
-                                            blind_blur=config["blind_blur"])
-            with autocast:
-                prediction = model(batch["inputs"], batch["condition"], ratio)
+                batch = _pairs(config)(_flipped(clean, repeat), generator, config["crop"],
+                                       blind_blur=config["blind_blur"])
+            with autocast:  # in-plane flips leave the spacing ratio as it is
+                prediction = model(batch["inputs"], batch["condition"], _spacing_ratio(batch, spacing, pixel))
             loss = training_loss(prediction.float(), batch["target"], config["loss"],
                                  detail_weights(batch["truth"], config["detail_weight"]))
             optimizer.zero_grad(set_to_none=True)
@@ -192,7 +214,8 @@ def train(template_dir, output_dir, config: dict, log=print) -> TrainingSummary:
         model_l1 = sum((model(b["inputs"], b["condition"], b["spacing_ratio"]).float() - b["target"]).abs().mean().item()
                        for b in validation)
         centre = config["context_slices"] // 2
-        zip_l1 = sum((b["inputs"][:, centre : centre + 1] - b["target"]).abs().mean().item() for b in validation)
+        unrestored = (lambda b: b["inputs"]) if config["volumetric"] else (lambda b: b["inputs"][:, centre : centre + 1])
+        zip_l1 = sum((unrestored(b) - b["target"]).abs().mean().item() for b in validation)
     summary = TrainingSummary(
         model_id=config["model_id"],
         architecture=config["architecture"],

@@ -38,11 +38,9 @@ def _rand(generator, device, *shape):
     return torch.rand(shape, generator=generator, device=device)
 
 
-def make_training_pairs(clean: torch.Tensor, generator: torch.Generator, crop: int, scale: int | None = None,
-                        blind_blur: dict | None = None):
-    """clean (B, C, H, W) -> dict(inputs (B, C, crop, crop), condition (B,), target (B, 1, crop, crop), scale).
-
-    blind_blur: probabilities overriding BLIND_BLUR (same keys; train.load_config checks them)."""
+def _acquisitions(clean: torch.Tensor, generator: torch.Generator, scale: int | None, blind_blur: dict | None):
+    """Acquire every slice of clean (B, C, H, W) with one random protocol per batch and a random SNR per stack:
+    (noisy, noiseless) magnitude slices (B, C, r, r) on the scanner's reconstruction grid, and the scale drawn."""
     blur = {**BLIND_BLUR, **(blind_blur or {})}
     device = clean.device
     batch, context, size, _ = clean.shape
@@ -79,19 +77,34 @@ def make_training_pairs(clean: torch.Tensor, generator: torch.Generator, crop: i
         generator=generator,
     )
     sigmas = sigma.expand(-1, context, -1, -1).reshape(batch * context, 1, 1)
-    noisy = acquire(flat_clean, sigma=sigmas, **kwargs)
-    noiseless = acquire(flat_clean, sigma=0.0, **kwargs)
-    zip_noisy = fourier_resample(noisy, (size, size)).view(batch, context, size, size)
-    zip_clean = fourier_resample(noiseless, (size, size)).view(batch, context, size, size)
+    noisy = acquire(flat_clean, sigma=sigmas, **kwargs).view(batch, context, recon, recon)
+    noiseless = acquire(flat_clean, sigma=0.0, **kwargs).view(batch, context, recon, recon)
+    return noisy, noiseless, scale
+
+
+def _strengths(batch, generator, device):
+    """Denoising strength per sample: full (1) for 70 %, uniform in [0, 1] otherwise."""
+    return torch.where(_rand(generator, device, batch) < 0.7, torch.ones(batch, device=device), _rand(generator, device, batch))
+
+
+def make_training_pairs(clean: torch.Tensor, generator: torch.Generator, crop: int, scale: int | None = None,
+                        blind_blur: dict | None = None):
+    """clean (B, C, H, W) -> dict(inputs (B, C, crop, crop), condition (B,), target (B, 1, crop, crop), scale).
+
+    blind_blur: probabilities overriding BLIND_BLUR (same keys; train.load_config checks them)."""
+    device = clean.device
+    batch, context, size, _ = clean.shape
+    noisy, noiseless, scale = _acquisitions(clean, generator, scale, blind_blur)
+    zip_noisy, zip_clean = (fourier_resample(x, (size, size)) for x in (noisy, noiseless))  # (B, C, H, W)
 
     margin = (size - crop) // 2
     window = (slice(None), slice(None), slice(margin, margin + crop), slice(margin, margin + crop))
     inputs, zip_clean, truth = zip_noisy[window], zip_clean[window], clean[window]
     level = torch.quantile(inputs.flatten(1), 0.99, dim=1).clamp(min=1e-3).view(-1, 1, 1, 1)
     inputs, zip_clean, truth = inputs / level, zip_clean / level, truth / level
-    input_grid = noisy.view(batch, context, recon, recon)[:, context // 2] / level.view(-1, 1, 1)
+    input_grid = noisy[:, context // 2] / level.view(-1, 1, 1)
     estimate = estimate_noise_sigma_blind(inputs[:, context // 2], input_grid)
-    strength = torch.where(_rand(generator, device, batch) < 0.7, torch.ones(batch, device=device), _rand(generator, device, batch))
+    strength = _strengths(batch, generator, device)
     centre_slice = slice(context // 2, context // 2 + 1)
     kept_noise = (inputs[:, centre_slice] - zip_clean[:, centre_slice]) * (1 - strength).view(-1, 1, 1, 1)
     return {
@@ -100,4 +113,34 @@ def make_training_pairs(clean: torch.Tensor, generator: torch.Generator, crop: i
         "target": truth[:, centre_slice] + kept_noise,
         "truth": truth[:, centre_slice],
         "scale": scale,
+    }
+
+
+def make_volume_pairs(clean: torch.Tensor, generator: torch.Generator, crop: int, scale: int | None = None,
+                      blind_blur: dict | None = None):
+    """Pairs for the volume denoiser (volume_denoiser.py), which works on the grid the scanner reconstructed:
+    clean (B, D, H, W) slice stacks -> dict(inputs (B, 1, D, c, c), condition (B,), target (B, 1, D, c, c), scale,
+    pixel_factor = the grid's pixel / the clean pixel), c = min(crop, grid). The target is the same acquisition
+    without noise (plus 1 - strength of the input's own noise): the denoiser restores what was measured, it does not
+    sharpen."""
+    device = clean.device
+    noisy, noiseless, scale = _acquisitions(clean, generator, scale, blind_blur)
+    batch, depth, recon, _ = noisy.shape
+    level = torch.quantile(noisy.flatten(1)[:, :: max(1, noisy[0].numel() // 65536)], 0.99, dim=1)
+    level = level.clamp(min=1e-3).view(-1, 1, 1, 1)
+    noisy, noiseless = noisy / level, noiseless / level
+    centre = noisy[:, depth // 2]
+    estimate = estimate_noise_sigma_blind(centre, centre)  # as inference.volume_noise_sigma on the input grid
+    strength = _strengths(batch, generator, device)
+    crop = min(crop, recon)
+    margin = (recon - crop) // 2
+    window = (slice(None), None, slice(None), slice(margin, margin + crop), slice(margin, margin + crop))
+    inputs, noiseless = noisy[window], noiseless[window]
+    return {
+        "inputs": inputs,
+        "condition": strength * estimate,
+        "target": noiseless + (inputs - noiseless) * (1 - strength).view(-1, 1, 1, 1, 1),
+        "truth": noiseless,
+        "scale": scale,
+        "pixel_factor": clean.shape[-1] / recon,
     }
