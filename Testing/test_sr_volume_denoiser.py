@@ -87,7 +87,7 @@ def test_sliding_windows_cover_the_volume_and_restore_its_units(shape):
     np.testing.assert_array_equal(stack, original)
 
 
-def test_a_volumetric_config_needs_a_depth_of_sixteens_and_no_detail_weight():
+def test_a_volumetric_config_needs_a_depth_multiple_of_16_and_no_detail_weight():
     base = {"volumetric": True, "architecture": "unet16-3d", "context_slices": 16}
     assert load_config(overrides=base)["volumetric"]
     for bad in ({"context_slices": 5}, {"detail_weight": 1.0}):

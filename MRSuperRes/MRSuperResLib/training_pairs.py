@@ -130,7 +130,7 @@ def make_volume_pairs(clean: torch.Tensor, generator: torch.Generator, crop: int
     level = level.clamp(min=1e-3).view(-1, 1, 1, 1)
     noisy, noiseless = noisy / level, noiseless / level
     centre = noisy[:, depth // 2]
-    estimate = estimate_noise_sigma_blind(centre, centre)  # as inference.volume_noise_sigma on the input grid
+    estimate = estimate_noise_sigma_blind(centre, centre)  # as inference._volume_noise_sigma on the input grid
     strength = _strengths(batch, generator, device)
     crop = min(crop, recon)
     margin = (recon - crop) // 2
