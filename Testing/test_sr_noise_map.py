@@ -72,6 +72,46 @@ def test_map_interpolates_linearly_between_centres_and_is_constant_beyond():
     np.testing.assert_array_equal(grid[0], grid[1])
 
 
+@pytest.mark.parametrize("centres", [12, 90])  # interpolated by weight matrices, and by gathering neighbours
+def test_both_interpolation_paths_are_trilinear(centres):
+    """on_grid against scipy's trilinear interpolation (positions clamped to the outer centres), on irregular centres
+    with as many centres per in-plane axis as an estimate has tiles (12) or a given map has pixels (90)."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    rng = np.random.default_rng(4)
+    axes = (np.array([0.5, 3.0, 9.0]), *(np.cumsum(rng.uniform(0.5, 2.0, centres)) for _ in range(2)))
+    relative = noise_map.RelativeNoiseMap(rng.uniform(0.5, 2.0, (3, centres, centres)), axes)
+    positions = [np.sort(rng.uniform(a[0] - 3, a[-1] + 3, n)) for a, n in zip(axes, (5, 70, 110))]
+    reference = RegularGridInterpolator(axes, relative.values)
+    points = np.stack(np.meshgrid(*(np.clip(p, a[0], a[-1]) for p, a in zip(positions, axes)), indexing="ij"), -1)
+    grid = relative.on_grid(*positions)
+    assert grid.dtype == np.float32 and grid.shape == (5, 70, 110)
+    np.testing.assert_allclose(grid, reference(points), rtol=1e-5)
+
+
+def test_tile_estimates_are_each_tiles_median_over_its_foreground():
+    """The all-tiles-at-once medians against the definition, tile by tile, on uneven tiles with partial foreground."""
+    import torch
+
+    rng = np.random.default_rng(6)
+    slab = rng.normal(10.0, rng.uniform(0.5, 3.0, (1, 46, 1)), (5, 46, 53)).astype(np.float32)
+    slab[:, :, :20] *= 0.01  # dark columns: tiles there lack foreground
+    row_bounds, col_bounds = np.array([0, 9, 25, 46]), np.array([0, 17, 33, 53])
+    logs, weights = noise_map._tile_estimates(torch.from_numpy(slab), 10.0, row_bounds, col_bounds)
+    detail, mean = noise_map.diagonal_detail(torch.from_numpy(slab))
+    foreground = mean > 1.0
+    for i in range(3):
+        for j in range(3):
+            rows, cols = slice(row_bounds[i] // 2, row_bounds[i + 1] // 2), slice(col_bounds[j] // 2, col_bounds[j + 1] // 2)
+            values = detail[:, rows, cols][foreground[:, rows, cols]]
+            if values.numel() < noise_map.MIN_SAMPLES:
+                assert weights[i, j] == 0 and logs[i, j] == 0
+                continue
+            assert weights[i, j] == values.numel()
+            assert logs[i, j] == pytest.approx(np.log(float(values.abs().median()) / 0.6745), abs=1e-12)
+    assert (weights == 0).sum() >= 1 and (weights > 0).sum() >= 3  # both kinds of tile were checked
+
+
 def test_a_given_map_is_relative_and_fills_voxels_without_a_value():
     given = np.full((2, 4, 4), 2.0)
     given[0, 0, 0] = 0.0

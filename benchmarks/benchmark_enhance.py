@@ -175,7 +175,7 @@ class NetworkTimer:
             handle.remove()
 
 
-def _model_runner(model_id, device_name, geometry, result):
+def _model_runner(model_id, device_name, geometry, result, noise_map="off"):
     """(callable(array) -> output, network timer, batch sizes seen, device).
 
     Imports, CUDA context creation and the weight loading (SHA-256 check + torch.load) happen here and are timed
@@ -204,7 +204,8 @@ def _model_runner(model_id, device_name, geometry, result):
     def call(array):
         # The network's own batches: progress counts final slices, which the Wiener step releases in chunks.
         timer.batch_sizes.clear()
-        output, _ = inference.enhance(array, geometry, scale=SCALE, device=device_name, model_id=info.id)
+        output, _ = inference.enhance(array, geometry, scale=SCALE, device=device_name, model_id=info.id,
+                                      noise_map=noise_map)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return output
@@ -239,7 +240,7 @@ def run_single(args) -> dict:
     result = {"status": "ok", "warnings": []}
     timer = batches = device = None
     if kind == "model":
-        call, timer, batches, device = _model_runner(name, args.device, geometry, result)
+        call, timer, batches, device = _model_runner(name, args.device, geometry, result, args.noise_map)
     else:
         call, skipped = _baseline_runner(name, geometry, result)
         if skipped:
@@ -302,7 +303,8 @@ def measure(case_name, input_path, method, args) -> dict:
     case = CASES[case_name]
     command = [sys.executable, str(Path(__file__).resolve()), "--single", "--input", str(input_path),
                "--geometry", json.dumps(case_geometry(case).tolist()), "--method", method,
-               "--device", args.device, "--repeat", str(args.repeat), "--warmup", str(args.warmup)]
+               "--device", args.device, "--repeat", str(args.repeat), "--warmup", str(args.warmup),
+               "--noise-map", args.noise_map]
     code, stdout, _, peak_mb = _spawn(command, _child_env())
     lines = [line for line in stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if code != 0 or not lines:
@@ -319,7 +321,8 @@ def measure_cli(input_file, model_id, args, folder) -> dict:
     for run in range(args.repeat):
         output = Path(folder) / f"cli_output{args.cli_format}"
         command = [sys.executable, "-m", "MRSuperResLib.cli", "enhance", str(input_file), "-o", str(output),
-                   "--scale", str(SCALE), "--device", args.device, "--model", model_id, "--quiet"]
+                   "--scale", str(SCALE), "--device", args.device, "--model", model_id, "--noise-map", args.noise_map,
+                   "--quiet"]
         code, _, seconds, peak_mb = _spawn(command, _child_env())
         if code != 0:
             return {"status": f"failed (exit code {code})"}
@@ -473,7 +476,7 @@ def write_reports(rows, results, args, default_model):
         *machine_lines(args, results), "",
         "Inputs: deterministic synthetic head phantoms (ellipsoidal scalp, skull, CSF, folded grey/white matter, "
         "ventricles, lesions; Rician noise, SNR 25 in white matter), enhanced ×2 in-plane, denoise 1, default "
-        "batch size:", *inputs, "",
+        f"batch size, noise map {args.noise_map} (models):", *inputs, "",
         markdown_table(rows), "",
         f"Targets (default model on {args.device}: {default_model}):", *target_lines(rows, args.device, default_model), "",
         "seconds: median wall time of enhance() (models, in-process: intensity normalisation, noise estimate, "
@@ -519,6 +522,8 @@ def parse_args(argv=None):
     parser.add_argument("--cli-format", default=".nii.gz", choices=(".nii.gz", ".nii", ".nrrd", ".mha"))
     parser.add_argument("--output", default=None, help="Markdown report (default benchmarks/results/<device>.md); "
                         "the CSV goes next to it")
+    parser.add_argument("--noise-map", choices=("off", "auto"), default="off",
+                        help="the models' noise map (enhance(noise_map=...)): auto times the estimated map too")
     parser.add_argument("--note", default="", help="free text added to the report (e.g. the machine is shared)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
