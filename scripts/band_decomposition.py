@@ -56,10 +56,14 @@ def decompose(volumes, scale, snrs, model_id, max_slices, log=print):
     return rows, classical
 
 
-def add_case_arguments(parser):
-    """The held-out cases and the output file, as this script and band_sources.py take them."""
+def add_case_arguments(parser, scales=None):
+    """The held-out cases and the output file, as this script, band_sources.py and noise_map_check.py take them:
+    one --scale, or several with `scales` (their default list)."""
     parser.add_argument("--volumes", nargs="+", default=None, help="default: evaluate's held-out set")
-    parser.add_argument("--scale", type=int, default=2, choices=(1, 2, 3))
+    if scales is None:
+        parser.add_argument("--scale", type=int, default=2, choices=(1, 2, 3))
+    else:
+        parser.add_argument("--scale", nargs="+", type=int, default=list(scales), choices=(1, 2, 3))
     parser.add_argument("--snr", nargs="+", type=float, default=[10.0, 20.0, 40.0])
     parser.add_argument("--max-slices", type=int, default=8)
     parser.add_argument("--output", type=Path, required=True)

@@ -10,12 +10,14 @@ the head mask per case and the means of the four volumes.
 """
 
 import argparse
+import os
 import time
-from pathlib import Path
 
 import numpy as np
-from compare_models import evaluation_cases, log_row, markdown  # also puts the modules on sys.path
+from band_decomposition import add_case_arguments  # also puts the modules on sys.path
+from compare_models import evaluation_cases, log_row, markdown
 
+from MRQualityMetricsLib.atomic_files import write_text_atomic
 from MRSuperResLib import evaluate, inference
 
 MODES = ("off", "auto", "oracle")
@@ -54,23 +56,19 @@ def means(rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mrsr-unet48-2d-v1", help="catalogue model id")
-    parser.add_argument("--volumes", nargs="+", default=None, help="default: evaluate's held-out set")
-    parser.add_argument("--scale", nargs="+", type=int, default=[1, 2], choices=(1, 2, 3))
     parser.add_argument("--variation", nargs="+", type=float, default=[1.0, 2.0, 3.0],
                         help="largest / smallest noise SD (1 = uniform)")
-    parser.add_argument("--snr", nargs="+", type=float, default=[10.0, 20.0, 40.0])
-    parser.add_argument("--max-slices", type=int, default=8)
-    parser.add_argument("--output", type=Path, required=True)
+    add_case_arguments(parser, scales=(1, 2))
     args = parser.parse_args()
     rows, seconds = check(args.volumes or evaluate.default_volumes(), args.scale, args.variation, args.snr, args.model,
                           args.max_slices)
     labels = ["one noise level", "estimated map", "true map"]
     timing = ", ".join(f"{mode} {value:.1f} s" for mode, value in seconds.items())
-    args.output.write_text(f"# Noise maps: PSNR in the head mask (dB), model {args.model}\n\n"
-                           f"Mean time per enhance() on the 2-core CPU: {timing}.\n\n"
-                           + markdown(means(rows), MODES, labels) + "\n"
-                           + markdown([{**r, "volume": f"{r['volume']}, variation {r['variation']:g}"} for r in rows],
-                                      MODES, labels))
+    write_text_atomic(args.output, f"# Noise maps: PSNR in the head mask (dB), model {args.model}\n\n"
+                      f"Mean time per enhance() on the CPU ({os.cpu_count()} logical cores): {timing}.\n\n"
+                      + markdown(means(rows), MODES, labels) + "\n"
+                      + markdown([{**r, "volume": f"{r['volume']}, variation {r['variation']:g}"} for r in rows],
+                                 MODES, labels))
     print(f"wrote {args.output}")
 
 

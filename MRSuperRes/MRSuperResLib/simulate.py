@@ -112,15 +112,19 @@ def check_volume_array(array, name="input") -> np.ndarray:
     return array
 
 
-def volume_foreground_mean(array) -> float:
-    """Mean of the foreground (voxels above 10 % of the 99th percentile) of a whole volume.
+def volume_foreground_mask(array) -> np.ndarray:
+    """Foreground of a whole volume: voxels whose magnitude is above 10 % of its 99th percentile.
 
     Same definition as degradation.foreground_mean, over all slices at once (computed in numpy because
     torch.quantile is limited to 16 M elements).
     """
-    values = np.abs(np.asarray(array, dtype=np.float64)).ravel()
-    high = np.percentile(values, 99)
-    foreground = values[values > 0.1 * high]
+    magnitude = np.abs(np.asarray(array, dtype=np.float64))
+    return magnitude > 0.1 * np.percentile(magnitude, 99)
+
+
+def volume_foreground_mean(array) -> float:
+    """Mean magnitude of the foreground (volume_foreground_mask) of a whole volume."""
+    foreground = np.abs(np.asarray(array, dtype=np.float64))[volume_foreground_mask(array)]
     return float(foreground.mean()) if foreground.size else 0.0
 
 
@@ -277,9 +281,7 @@ def simulate_array(
             raise ValueError("input has no foreground signal (all voxels zero); cannot set the noise from an SNR")
         if noise_variation > 1.0:
             noise_map = noise_variation_map(clean.shape, noise_variation, rng)
-            magnitude = np.abs(clean)
-            foreground = magnitude > 0.1 * np.percentile(magnitude, 99)
-            noise_map /= np.sqrt(np.mean(noise_map[foreground] ** 2))
+            noise_map /= np.sqrt(np.mean(noise_map[volume_foreground_mask(clean)] ** 2))
     # One smooth phase map for the whole volume (constant through-plane, like a B0/coil phase).
     phase = degradation.smooth_random_phase(in_shape, 1, generator=generator, device=device) if random_phase else None
 
