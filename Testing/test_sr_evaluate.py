@@ -158,6 +158,16 @@ def test_bad_configuration(tmp_path):
         evaluate.evaluate(_config(tmp_path, volumes=[tmp_path / "missing.nii.gz"]))
 
 
+def test_a_bad_volume_fails_before_the_good_ones_run(tmp_path):
+    unreadable = tmp_path / "broken.nii.gz"
+    unreadable.write_bytes(b"not a NIfTI file")
+    lines = []
+    for bad in (tmp_path / "missing.nii.gz", unreadable):
+        with pytest.raises(ValueError, match=bad.name):
+            evaluate.evaluate(_config(tmp_path, volumes=[_head_volume(), bad]), log=lines.append)
+    assert lines == [] and not (tmp_path / "out").exists()
+
+
 def _parse(module, argv):
     parser = argparse.ArgumentParser()
     module.add_arguments(parser)

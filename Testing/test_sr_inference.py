@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from geometry_helpers import rotation
+from noise_helpers import textured_disc_in_air
 
 from MRQualityMetricsLib.line_profile import sample_line
 from MRQualityMetricsLib.volume import Volume, make_ijk_to_ras
@@ -242,6 +243,31 @@ def test_denoise_strength_one_smooths_a_flat_region_more_than_zero():
     assert outputs[1.0].std() < 0.5 * zero_filled.std()
     for output in outputs.values():  # the level stays (Rician bias at SNR 20 is only 0.125)
         assert output.mean() == pytest.approx(100.0, rel=0.01)
+
+
+def test_volume_noise_condition_is_capped_by_the_air_on_pixel_scale_texture(monkeypatch):
+    """A disc whose every pixel has its own contrast (anatomy at the grid's finest scale, as in 4 mm EPI): the blind
+    estimate reads the texture as noise; the condition stays at BLIND_TO_AIR_LIMIT times the noise read in the air."""
+    stack = textured_disc_in_air(5.0, size=64, batch=6, seed=13).numpy()
+    sigma = inference._volume_noise_sigma(stack, (64, 64), torch.device("cpu"))
+    assert sigma == pytest.approx(inference.BLIND_TO_AIR_LIMIT * 5.0, rel=0.06)
+    monkeypatch.setattr(inference, "BLIND_TO_AIR_LIMIT", float("inf"))
+    assert inference._volume_noise_sigma(stack, (64, 64), torch.device("cpu")) > 2 * 5.0
+
+
+def test_denoising_keeps_pixel_scale_texture_that_the_blind_estimate_calls_noise(monkeypatch):
+    """x1 on the textured disc: with the capped condition the output is closer to the clean disc than with the
+    blind estimate alone, which smooths the texture away with the noise."""
+    clean = textured_disc_in_air(0.0, size=64, batch=5, seed=14).numpy()
+    noisy = textured_disc_in_air(5.0, size=64, batch=5, seed=14).numpy()  # the same texture, noise added
+    geometry = make_ijk_to_ras((2.0, 2.0, 4.0))
+    inner = (slice(1, 4), slice(8, 56), slice(8, 56))
+    shipped, errors = inference.BLIND_TO_AIR_LIMIT, {}
+    for limit in (shipped, float("inf")):
+        monkeypatch.setattr(inference, "BLIND_TO_AIR_LIMIT", limit)
+        out, _ = _enhance(noisy, geometry, scale=1, denoise=1.0)
+        errors[limit] = float(np.sqrt(np.mean((out[inner] - clean[inner]) ** 2)))
+    assert errors[shipped] < 0.6 * errors[float("inf")]  # measured 5.8 against 14.9 (noise SD 5)
 
 
 def _oom_volume():

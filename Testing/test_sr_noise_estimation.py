@@ -1,13 +1,15 @@
 """Tests of MRSuperResLib.noise_estimation: local-SD and wavelet noise estimates on flat objects, ramps, zero-filled
-noise and images without foreground."""
+noise and images without foreground; the noise read in the air around a textured object."""
 
 import math
 
 import pytest
 import torch
+from noise_helpers import textured_disc_in_air
 
 from MRSuperResLib.degradation import fourier_resample
 from MRSuperResLib.noise_estimation import (
+    estimate_background_sigma,
     estimate_noise_sigma,
     estimate_noise_sigma_blind,
     estimate_noise_sigma_wavelet,
@@ -103,3 +105,35 @@ def test_wavelet_estimate_handles_odd_sizes_and_empty_images():
     noisy = _flat_square_with_noise(5.0, batch=2, seed=7)
     assert torch.equal(estimate_noise_sigma_wavelet(noisy[:, :95, :93]), estimate_noise_sigma_wavelet(noisy[:, :94, :92]))
     assert estimate_noise_sigma_wavelet(torch.zeros((2, 31, 33))).tolist() == [0.0, 0.0]
+
+
+# ---------------------------------------------------------------- the noise read in the air
+
+
+@pytest.mark.parametrize("sigma", [2.0, 5.0, 8.0])
+def test_air_reads_the_noise_within_5_percent_where_the_foreground_estimates_read_the_texture(sigma):
+    images = textured_disc_in_air(sigma)
+    assert estimate_background_sigma(images) == pytest.approx(sigma, rel=0.05)
+    assert estimate_noise_sigma_blind(images, images).min().item() > 2 * sigma
+
+
+def test_air_reading_scales_with_intensity_units_and_ignores_air_masked_to_zero():
+    images = textured_disc_in_air(5.0, seed=9)
+    assert estimate_background_sigma(10 * images) == pytest.approx(10 * estimate_background_sigma(images), rel=1e-5)
+    half_masked = images.clone()
+    half_masked[:, :, :20] = 0  # a scanner or a tool zeroed part of the air: the rest still reads the noise
+    assert estimate_background_sigma(half_masked) == pytest.approx(5.0, rel=0.05)
+
+
+def test_air_is_not_read_where_it_cannot_be():
+    images = textured_disc_in_air(5.0, seed=10)
+    assert estimate_background_sigma(images - 50) is None  # negative values: not a magnitude image
+    masked = torch.where(images > 30, images, torch.zeros_like(images))
+    assert estimate_background_sigma(masked) is None  # the air was masked to zero
+    filled = 100 + 5.0 * torch.randn((4, 64, 64), generator=torch.Generator().manual_seed(11))
+    assert estimate_background_sigma(filled) is None  # the object fills the field of view
+    # Noise so strong that the foreground threshold (10 % of the 99th percentile, here 1.06 sigma) cuts into the
+    # air's own spread: 4 % of the voxels still count as air, but their median would read 20 % low.
+    assert estimate_background_sigma(textured_disc_in_air(14.0, seed=12)) is None
+    assert estimate_background_sigma(textured_disc_in_air(30.0, seed=12)) is None  # no window of air left at all
+    assert estimate_background_sigma(torch.zeros((0, 8, 8))) is None

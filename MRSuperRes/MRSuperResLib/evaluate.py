@@ -395,6 +395,8 @@ def evaluate(config: EvaluationConfig, log=print) -> EvaluationResult:
         raise ValueError(f"max slices must be >= 1, got {config.max_slices}")
     if not config.volumes:
         raise ValueError("no evaluation volumes given")
+    for source in config.volumes:  # read once up front: a bad volume fails now, not after the others' minutes
+        load_truth(source)
     output_dir = Path(config.output_dir) if config.output_dir is not None else None
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)

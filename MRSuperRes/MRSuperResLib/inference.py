@@ -24,6 +24,10 @@ from .simulate import (
 
 SCALES = (1, 2, 3)
 NOISE_SLICES = 24
+# The blind estimate reads up to this multiple of the noise in the air before the cap acts: 1.25 is the upper
+# quartile of that ratio in training batches (median 0.91), so only inputs beyond what the network saw are capped.
+# (1.0 gained more on real EPI series but cost smooth templates up to 0.36 dB: docs/evaluation/real-scans.md.)
+BLIND_TO_AIR_LIMIT = 1.25
 CROP_SLICES = 32  # slices per k-space crop of a scanner-zero-filled input, and per division by a noise map
 _MODEL_CACHE = {}
 
@@ -113,10 +117,11 @@ def _zip(tensor, out_rows_cols):
 
 def _volume_noise_sigma(stack, out_rows_cols, device):
     """Noise SD of the volume (absolute units): median over slices with foreground of the blind estimate the
-    network was trained with (noise_estimation.estimate_noise_sigma_blind)."""
+    network was trained with (noise_estimation.estimate_noise_sigma_blind), at most BLIND_TO_AIR_LIMIT times the
+    noise read in the air (noise_estimation.estimate_background_sigma) where the air can be read."""
     import torch
 
-    from .noise_estimation import estimate_noise_sigma_blind
+    from .noise_estimation import estimate_background_sigma, estimate_noise_sigma_blind
 
     # Noise is one level for the whole volume: a spread-out subset of slices estimates it as well as all of them.
     subset = spread_slices(stack, NOISE_SLICES)
@@ -126,7 +131,9 @@ def _volume_noise_sigma(stack, out_rows_cols, device):
         estimates.append(estimate_noise_sigma_blind(_zip(input_grid, out_rows_cols), input_grid).cpu())
     values = torch.cat(estimates)
     values = values[values > 0]
-    return float(values.median()) if values.numel() else 0.0
+    blind = float(values.median()) if values.numel() else 0.0
+    air = estimate_background_sigma(_to_device(subset, device))
+    return blind if air is None else min(blind, BLIND_TO_AIR_LIMIT * air)
 
 
 def _from_acquired_matrix(stack, acquired_matrix, stated_matrix=None):

@@ -5,7 +5,14 @@ learns what the estimate means (including its bias on textured images); the user
 then scales it. Method: local standard deviation in 5x5 windows over the foreground; the lower quartile of
 that distribution picks the flattest regions, where local SD is dominated by noise. Per-voxel noise SD is
 unchanged by Fourier zero-filling (see degradation.py), so the estimate is comparable across grids.
+
+Where anatomy reaches the finest scale of the grid (2-4 mm pixels: EPI, low-field and thick clinical series), the
+foreground estimates read the anatomy as noise, 2-4x the true level, beyond what training showed the network. At
+inference the volume's condition is therefore capped by the noise read in the air (estimate_background_sigma; see
+inference._volume_noise_sigma).
 """
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +23,13 @@ QUANTILE = 0.25
 CALIBRATION = 1.0 / 0.88
 FOREGROUND_FRACTION = 0.1
 MAX_SAMPLES = 65536
+# Median of the magnitude of complex Gaussian noise (Rayleigh) in units of its per-channel SD.
+RAYLEIGH_MEDIAN = math.sqrt(2 * math.log(2))
+# Air is read only where its threshold lies this far above the air's noise: the 5 x 5 local mean of Rayleigh noise
+# is 1.25 sigma with a spread of ~0.13 sigma, so at 1.6 sigma hardly a window of air is cut off and the median is not
+# truncated. Below it (SNR under ~7 on the evaluation volumes) the air reads 10-60 % low.
+AIR_THRESHOLD_MIN = 1.6
+AIR_MIN_FRACTION = 0.02
 
 
 def local_std(images: torch.Tensor) -> torch.Tensor:
@@ -89,3 +103,27 @@ def estimate_noise_sigma_blind(zero_filled: torch.Tensor, input_grid: torch.Tens
     the minimum errs on the side of keeping detail.
     """
     return torch.minimum(estimate_noise_sigma(zero_filled), estimate_noise_sigma_wavelet(input_grid))
+
+
+def estimate_background_sigma(images: torch.Tensor) -> float | None:
+    """Noise SD of (S, H, W) magnitude slices read in the air around the object: the median of the non-zero voxels
+    whose local mean lies below the foreground threshold (the complement of the foreground the other estimates
+    read), over the Rayleigh median. Anatomy does not reach the air, so the reading is not inflated by texture as
+    the foreground estimates are; signal in the air (ghosts, several coils, a template's haze) only raises it.
+
+    None where it cannot be read: negative values (not a magnitude image), air that is masked to zero or under
+    AIR_MIN_FRACTION of the voxels, or noise so strong that the foreground threshold cuts into it.
+    """
+    x = images.float()
+    if x.numel() == 0 or float(x.min()) < 0:
+        return None
+    _, local_mean = local_std(x)
+    threshold = FOREGROUND_FRACTION * _reference_levels(x).view(-1, 1, 1)
+    air = (local_mean < threshold) & (x > 0)
+    if float(air.float().mean()) < AIR_MIN_FRACTION:
+        return None
+    values = x[air]
+    sigma = float(values[:: max(1, values.numel() // (16 * MAX_SAMPLES))].median()) / RAYLEIGH_MEDIAN
+    if not sigma > 0 or float(threshold.median()) < AIR_THRESHOLD_MIN * sigma:
+        return None
+    return sigma
