@@ -25,7 +25,7 @@ from MRQualityMetricsLib.volume_io import write_volume  # noqa: E402
 # name: (file under data/dev, in-plane and slice spacing in mm to use instead of the header's, or None to keep it)
 SCANS = {
     "dipyAniso": ("dipy/aniso_vox.nii.gz", None),  # 4 x 4 x 5 mm
-    "dipyPiesno": ("dipy/test_piesno.nii.gz", None),  # 96 x 96 x 14
+    "dipyPiesno": ("dipy/test_piesno.nii.gz", None),  # 96 x 96 x 14, 1 mm in its header
     # Stanford HARDI b0 (2 mm isotropic): dipy's test header shears the slices (53 mm apart along a skewed axis).
     "dipyS0": ("dipy/S0_10slices.nii.gz", (2.0, 2.0, 2.0)),
     "nibabelEPI": ("nibabel/example4d.nii.gz", None),  # 2 x 2 x 2.2 mm fMRI
