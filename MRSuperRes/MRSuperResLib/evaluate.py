@@ -395,17 +395,17 @@ def evaluate(config: EvaluationConfig, log=print) -> EvaluationResult:
         raise ValueError(f"max slices must be >= 1, got {config.max_slices}")
     if not config.volumes:
         raise ValueError("no evaluation volumes given")
-    for source in config.volumes:  # read once up front: a bad volume fails now, not after the others' minutes
-        load_truth(source)
+    truths = []
+    for source in config.volumes:  # all read and prepared first: a bad volume fails now, not after the others' minutes
+        volume = load_truth(source)
+        truths.append((_volume_label(volume, source), *prepare_truth(volume, config.scales, config.max_slices)))
+        del volume  # the last one too: only the prepared (cropped, padded) truths stay in memory
     output_dir = Path(config.output_dir) if config.output_dir is not None else None
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
     rows, figures_data, seconds_per_volume = [], {}, {}
-    for source in config.volumes:
-        volume = load_truth(source)
-        label = _volume_label(volume, source)
+    for label, truth, geometry, voxel_axis in truths:
         start = time.perf_counter()
-        truth, geometry, voxel_axis = prepare_truth(volume, config.scales, config.max_slices)
         axis_name = simulate.AXIS_NAMES[voxel_axis]
         axis = simulate.array_axis(voxel_axis)
         mask = fidelity.head_mask(truth)

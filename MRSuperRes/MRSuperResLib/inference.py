@@ -124,15 +124,15 @@ def _volume_noise_sigma(stack, out_rows_cols, device):
     from .noise_estimation import estimate_background_sigma, estimate_noise_sigma_blind
 
     # Noise is one level for the whole volume: a spread-out subset of slices estimates it as well as all of them.
-    subset = spread_slices(stack, NOISE_SLICES)
+    subset = _to_device(spread_slices(stack, NOISE_SLICES), device)
     estimates = []
-    for start in range(0, subset.shape[0], 8):
-        input_grid = _to_device(subset[start : start + 8], device)
+    for start in range(0, subset.shape[0], 8):  # 8 at a time: their zero-filled copies may be 9x larger
+        input_grid = subset[start : start + 8]
         estimates.append(estimate_noise_sigma_blind(_zip(input_grid, out_rows_cols), input_grid).cpu())
     values = torch.cat(estimates)
     values = values[values > 0]
     blind = float(values.median()) if values.numel() else 0.0
-    air = estimate_background_sigma(_to_device(subset, device))
+    air = estimate_background_sigma(subset)
     return blind if air is None else min(blind, BLIND_TO_AIR_LIMIT * air)
 
 
