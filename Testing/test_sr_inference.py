@@ -179,9 +179,10 @@ def test_input_array_is_not_modified_and_explicit_slice_axis_is_used():
 
 @pytest.mark.parametrize("data_consistency, chunk_slices, finished", [
     (False, None, [2, 4, 6, 8, 10, 12, 14, 16]),
-    # The Wiener step's two passes and the method-noise check each need their source 3 slices ahead: a slice is
-    # final 9 slices behind the network, in chunks of slices (2 here; by default a chunk is larger than this volume).
-    (True, 2, [0, 0, 0, 0, 0, 3, 5, 16]),
+    # The input less its Rician floor, the Wiener step's two passes and the method-noise check each need their
+    # source 3 slices ahead: a slice is final 12 slices behind the network, in chunks of slices (2 here; by default
+    # a chunk is larger than this volume).
+    (True, 2, [0, 0, 0, 0, 0, 0, 2, 16]),
     (True, None, [0, 0, 0, 0, 0, 0, 0, 16]),
 ])
 def test_progress_counts_final_slices_up_to_the_total(monkeypatch, data_consistency, chunk_slices, finished):
@@ -321,7 +322,8 @@ def test_cuda_out_of_memory_for_one_slice_continues_on_the_cpu(monkeypatch):
     # The Wiener step's buffers stay on the CPU: this torch has no CUDA to allocate them on.
     real_restorer = data_consistency_module.MeasuredBandRestorer
     monkeypatch.setattr(data_consistency_module, "MeasuredBandRestorer",
-                        lambda measured, output, sigma, device: real_restorer(measured, output, sigma, "cpu"))
+                        lambda measured, output, sigma, device, **options: real_restorer(measured, output, sigma,
+                                                                                         "cpu", **options))
     with pytest.warns(UserWarning, match="continuing on the CPU"):
         out, _ = inference.enhance(_oom_volume(), geometry, scale=2, denoise=0.0, batch_size=1, model_id=FAST_MODEL)
     assert devices == ["cuda"] + ["cpu"] * 5

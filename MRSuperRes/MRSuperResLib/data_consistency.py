@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import method_noise
+from . import method_noise, rician_floor
 from .block_matching import block_matching_wiener, slice_halo
 from .degradation import fourier_resample
 from .transforms import dct_matrix
@@ -57,6 +57,8 @@ BLOCK_MATCHING_WHEN_DENOISING = True
 BLOCK_MATCHING_WHEN_SUPER_RESOLVING = False
 # After the final pass, the residual comes back wherever it is significantly more than noise (method_noise.py).
 METHOD_NOISE_CHECK = True
+# On a magnitude image the stages use the input less its Rician floor (rician_floor.py), which the network removes.
+RICIAN_FLOOR_REMOVED = True
 # Pixels (slices x rows x columns of the input grid) per chunk of slices, and per group of blocks transformed at
 # once: the overlapping blocks take BLOCK^2 / STRIDE^2 = 16 floats per pixel of the group in each of the several
 # tensors alive at once (4 MB each per 256 x 256 slice). A GPU takes larger groups: fewer, larger kernels. Chunks
@@ -141,12 +143,15 @@ class MeasuredBandRestorer:
 
     measured: (S, r, c) input slices on their own grid; output: (S, R, C) float32 network output, corrected in
     place; sigma: noise SD of the input. Each stage needs its source a halo of slices ahead (DEPTH - 1; more for the
-    grouped pass; method_noise.HALO for the check), so a slice is final once the network has reached the sum of the
-    halos further (or the end of the volume). Memory on the device (the host if it is full): PASSES + 1 arrays of
-    the input's size, plus the input itself on a GPU.
+    grouped pass; method_noise.HALO for the check; before them rician_floor.HALO for the input less its floor), so a
+    slice is final once the network has reached the sum of the halos further (or the end of the volume).
+    magnitude: the input is a magnitude image, so the stages use it less its Rician floor (rician_floor.py); None
+    decides by its values (none negative).
+    Memory on the device (the host if it is full): PASSES + 1 arrays of the input's size, plus the input less its
+    floor (or on a GPU the input itself).
     """
 
-    def __init__(self, measured: np.ndarray, output: np.ndarray, sigma: float, device):
+    def __init__(self, measured: np.ndarray, output: np.ndarray, sigma: float, device, magnitude: bool | None = None):
         self.measured, self.output, self.device = measured, output, torch.device(device)
         self.depth, passes = DEPTH, PASSES
         self.in_shape, self.out_shape = tuple(measured.shape[1:]), tuple(output.shape[1:])
@@ -164,10 +169,18 @@ class MeasuredBandRestorer:
                       + [method_noise.HALO if METHOD_NOISE_CHECK else 0])
         # estimates[0]: the network's output on the input grid; estimates[k]: the k-th Wiener estimate.
         self.estimates = [self._allocate(measured.shape) for _ in range(passes + 1)]
-        self.measured_on_device = None  # on a GPU the input goes over once, not once per pass
-        if self.device.type == "cuda":
-            self.measured_on_device = self._allocate(measured.shape)
-            self.measured_on_device.copy_(torch.from_numpy(np.ascontiguousarray(measured, dtype=np.float32)))
+        # The input the stages use: less its floor, filled in as the network's output arrives; otherwise on a GPU
+        # the input itself, which then goes over once, not once per pass. The floor is that of the noise the step
+        # assumes (strength x sigma): at strength 0 the input stays as it is, floor and all.
+        if magnitude is None:
+            magnitude = bool(np.min(measured) >= 0)
+        self.floor_removed = magnitude and RICIAN_FLOOR_REMOVED and self.sigma > 0
+        self.band = None
+        if self.floor_removed or self.device.type == "cuda":
+            self.band = self._allocate(measured.shape)
+        if not self.floor_removed and self.band is not None:
+            self.band.copy_(torch.from_numpy(np.ascontiguousarray(measured, dtype=np.float32)))
+        self.band_ready = 0 if self.floor_removed else measured.shape[0]
         self.ready = [0] * (passes + 2)  # slices done: pilot, Wiener estimates 1..passes, final output
 
     def _allocate(self, shape):
@@ -193,7 +206,7 @@ class MeasuredBandRestorer:
         pass, or after the final one the method-noise check."""
         halo = self.halos[source]
         low, high = max(0, first - halo), min(self.measured.shape[0], last + halo)
-        measured = self.measured_on_device if self.measured_on_device is not None else self.measured
+        measured = self.band if self.band is not None else self.measured
         measured, pilot = self._tensor(measured[low:high]), self._tensor(self.estimates[source][low:high])
         passes = len(self.sigmas)
         if source == passes:
@@ -213,9 +226,14 @@ class MeasuredBandRestorer:
             self.estimates[0][first:last] = (fourier_resample(pilot, self.in_shape)
                                              if self.in_shape != self.out_shape else pilot)
             self.ready[0] = last
+        if self.floor_removed:
+            target = total if self.ready[0] == total else self.ready[0] - rician_floor.HALO
+            for first, last in self._chunks(self.band_ready, target):
+                self.band[first:last] = self._without_floor(first, last)
+                self.band_ready = last
         stages = len(self.estimates)
         for stage in range(1, stages + 1):
-            source_ready = self.ready[stage - 1]
+            source_ready = self.ready[stage - 1] if stage > 1 else min(self.ready[0], self.band_ready)
             target = total if source_ready == total else max(self.ready[stage], source_ready - self.halos[stage - 1])
             if target < total and target - self.ready[stage] < self._chunk_slices():
                 continue  # wait for a whole chunk: short ones would recompute the shared block windows each time
@@ -227,6 +245,12 @@ class MeasuredBandRestorer:
                     self._correct(first, last, estimate)
                 self.ready[stage] = last  # per chunk: a call that fails part-way (GPU memory) resumes here
         return self.ready[stages]
+
+    def _without_floor(self, first, last):
+        """Input slices first..last-1 less the Rician floor that the network's output there predicts."""
+        low, high = max(0, first - rician_floor.HALO), min(self.measured.shape[0], last + rician_floor.HALO)
+        measured, network = self._tensor(self.measured[low:high]), self._tensor(self.estimates[0][low:high])
+        return rician_floor.without_floor(measured, network, self.sigma)[first - low : last - low]
 
     def _correct(self, first, last, estimate):
         """Output slices first..last-1: the measured band becomes `estimate`, the rest stays the network's."""

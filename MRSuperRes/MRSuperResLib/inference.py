@@ -263,6 +263,7 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
     import torch
 
     array = _validate(array, scale, denoise)
+    magnitude = float(array.min()) >= 0  # a magnitude image: Rician noise, non-negative output
     ijk_to_ras = np.asarray(ijk_to_ras, dtype=float)
     axis = resolve_slice_axis(ijk_to_ras, slice_axis)
     out_shape, out_geometry = output_geometry(ijk_to_ras, array.shape, scale, axis)
@@ -290,7 +291,7 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
         from .data_consistency import MeasuredBandRestorer
 
         # The noise the Wiener step assumes is the network's condition: strength 0 keeps the measured band as is.
-        restorer = MeasuredBandRestorer(stack, output, denoise * sigma, torch_device)
+        restorer = MeasuredBandRestorer(stack, output, denoise * sigma, torch_device, magnitude=magnitude)
     total, done, finished, rescaled = stack.shape[0], 0, 0, 0
     while finished < total:
         if cancel is not None and cancel.is_set():
@@ -320,8 +321,8 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
             continue
         if progress is not None:
             progress(finished, total)
-    if float(array.min()) >= 0:
-        np.maximum(output, 0, out=output)  # magnitude images stay non-negative
+    if magnitude:
+        np.maximum(output, 0, out=output)
     return np.moveaxis(output, 0, array_axis(axis)), out_geometry
 
 

@@ -20,9 +20,9 @@ and since the check guards it, the final Wiener pass denoises more (data_consist
 import functools
 
 import torch
-import torch.nn.functional as F
 
 from .simulate import gaussian_kernel
+from .stack_smoothing import gaussian_smooth, kernel_tensor, smooth_along
 
 SMOOTHING_SD = (0.7, 0.8)  # Gaussian SD of the matched filter: (slices, pixels of the input grid)
 # In-plane Gaussian SD (pixels) of the slowly varying part of the residual, which is left out: a restoration that
@@ -33,32 +33,16 @@ THRESHOLD_Z = 2.0  # z where the residual starts to come back, divided by the sc
 HALO = len(gaussian_kernel(SMOOTHING_SD[0])) // 2  # slices beyond a range that its result depends on
 
 
-def _kernel(sd: float, device) -> torch.Tensor:
-    return torch.from_numpy(gaussian_kernel(sd)).float().to(device)
-
-
-def _smooth_along(stack: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
-    """1D convolution of a (S, H, W) stack along `dim`, mirrored at its ends (repeated when too short to mirror)."""
-    moved = stack.movedim(dim, -1)
-    shape = moved.shape
-    radius = kernel.numel() // 2
-    rows = moved.reshape(-1, 1, shape[-1])
-    rows = F.pad(rows, (radius, radius), mode="reflect" if shape[-1] > radius else "replicate")
-    return F.conv1d(rows, kernel.view(1, 1, -1)).view(shape).movedim(-1, dim)
-
-
 def _detail(residual: torch.Tensor) -> torch.Tensor:
     """The residual less its in-plane BACKGROUND_SD blur: what is left of it at the scale of small structures."""
     background = residual
     for dim in (1, 2):
-        background = _smooth_along(background, _kernel(BACKGROUND_SD, residual.device), dim)
+        background = smooth_along(background, kernel_tensor(BACKGROUND_SD, residual.device), dim)
     return residual - background
 
 
 def _matched_filter(detail: torch.Tensor) -> torch.Tensor:
-    for dim, sd in ((0, SMOOTHING_SD[0]), (1, SMOOTHING_SD[1]), (2, SMOOTHING_SD[1])):
-        detail = _smooth_along(detail, _kernel(sd, detail.device), dim)
-    return detail
+    return gaussian_smooth(detail, *SMOOTHING_SD)
 
 
 @functools.cache
