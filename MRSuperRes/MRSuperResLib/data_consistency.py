@@ -228,9 +228,10 @@ class MeasuredBandRestorer:
             self.ready[0] = last
         if self.floor_removed:
             target = total if self.ready[0] == total else self.ready[0] - rician_floor.HALO
-            for first, last in self._chunks(self.band_ready, target):
-                self.band[first:last] = self._without_floor(first, last)
-                self.band_ready = last
+            if target == total or target - self.band_ready >= self._chunk_slices():  # whole chunks, as the stages
+                for first, last in self._chunks(self.band_ready, target):
+                    self.band[first:last] = self._without_floor(first, last)
+                    self.band_ready = last
         stages = len(self.estimates)
         for stage in range(1, stages + 1):
             source_ready = self.ready[stage - 1] if stage > 1 else min(self.ready[0], self.band_ready)

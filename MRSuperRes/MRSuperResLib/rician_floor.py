@@ -22,10 +22,11 @@ import math
 import numpy as np
 import torch
 
-from .stack_smoothing import gaussian_smooth, kernel_tensor
+from .simulate import gaussian_kernel
+from .stack_smoothing import gaussian_smooth
 
 LOCAL_MEAN_SD = (0.7, 1.5)  # Gaussian SD of the local mean: (slices, pixels)
-HALO = kernel_tensor(LOCAL_MEAN_SD[0], "cpu").numel() // 2  # slices beyond a range that its result depends on
+HALO = len(gaussian_kernel(LOCAL_MEAN_SD[0])) // 2  # slices beyond a range that its result depends on
 _TABLE_MAX = 20.0  # tabulated up to A = 20 sigma; beyond, A = sqrt(mean^2 - sigma^2) (error < 1e-4 sigma)
 _TABLE_STEP = 0.005  # of the tables below, in units of sigma (their linear interpolation errs by < 1e-3 sigma)
 
@@ -34,9 +35,7 @@ def rician_mean(amplitude: torch.Tensor, sigma: float) -> torch.Tensor:
     """Mean magnitude of a signal `amplitude` (>= 0) under complex noise of SD `sigma` per channel.
 
     With t = A^2 / 4 sigma^2 and the exponentially scaled Bessel functions (no term overflows):
-    sigma sqrt(pi/2) ((1 + 2t) i0e(t) + 2t i1e(t))."""
-    if sigma <= 0:
-        return amplitude.clone()
+    sigma sqrt(pi/2) ((1 + 2t) i0e(t) + 2t i1e(t)); sigma > 0."""
     t = amplitude.square() / (4.0 * sigma * sigma)
     return sigma * math.sqrt(math.pi / 2) * ((1 + 2 * t) * torch.special.i0e(t) + 2 * t * torch.special.i1e(t))
 
