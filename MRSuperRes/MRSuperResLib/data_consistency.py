@@ -9,7 +9,8 @@ from slice to slice while the noise does not: that redundancy is what a slice-by
 Blocks overlap (stride 1 across slices, 2 in-plane) and are averaged with BM3D's weights. The filter runs twice,
 the second time with the first estimate as pilot. When denoising (x1) the final pass filters each block together
 with the blocks most like it (block_matching.py). Finally the residual comes back wherever it is significantly more
-than noise (method_noise.py). Only the band the input measured is changed; what the network added beyond it
+than noise (method_noise.py). wiener_tuning.py can scale the sigma of the Wiener passes by a factor chosen per volume
+(off by default). Only the band the input measured is changed; what the network added beyond it
 (super-resolution) is kept as it is.
 
 Measured on the held-out volumes of `mrsuperres evaluate` with the quality model (docs/evaluation/
@@ -146,12 +147,14 @@ class MeasuredBandRestorer:
     grouped pass; method_noise.HALO for the check; before them rician_floor.HALO for the input less its floor), so a
     slice is final once the network has reached the sum of the halos further (or the end of the volume).
     magnitude: the input is a magnitude image, so the stages use it less its Rician floor (rician_floor.py); None
-    decides by its values (none negative).
+    decides by its values (none negative). noise_scale: factor of sigma for the Wiener passes only (wiener_tuning.py
+    chooses it per volume); the floor and the method-noise check keep sigma.
     Memory on the device (the host if it is full): PASSES + 1 arrays of the input's size, plus the input less its
     floor (or on a GPU the input itself).
     """
 
-    def __init__(self, measured: np.ndarray, output: np.ndarray, sigma: float, device, magnitude: bool | None = None):
+    def __init__(self, measured: np.ndarray, output: np.ndarray, sigma: float, device, magnitude: bool | None = None,
+                 noise_scale: float = 1.0):
         self.measured, self.output, self.device = measured, output, torch.device(device)
         self.depth, passes = DEPTH, PASSES
         self.in_shape, self.out_shape = tuple(measured.shape[1:]), tuple(output.shape[1:])
@@ -160,7 +163,8 @@ class MeasuredBandRestorer:
         self.block_matching = grouped and min(self.in_shape) >= BLOCK
         self.scale = math.sqrt(self.out_shape[0] * self.out_shape[1] / (self.in_shape[0] * self.in_shape[1]))
         # Noise each pass assumes: sigma, except the final pass when super-resolving (see FINAL_PASS_NOISE_EXPONENT).
-        self.sigmas = [float(sigma)] * (passes - 1) + [float(sigma) / self.scale**FINAL_PASS_NOISE_EXPONENT]
+        wiener_sigma = float(sigma) * noise_scale
+        self.sigmas = [wiener_sigma] * (passes - 1) + [wiener_sigma / self.scale**FINAL_PASS_NOISE_EXPONENT]
         self.sigma = float(sigma)
         self.strides = [PILOT_PASS_STRIDE] * (passes - 1) + [STRIDE]
         # Slices beyond a chunk that each stage's result depends on: a chunk is computed with them, then cropped.
@@ -259,3 +263,24 @@ class MeasuredBandRestorer:
         if self.in_shape != self.out_shape:
             correction = fourier_resample(correction, self.out_shape)
         self.output[first:last] += correction.cpu().numpy()
+
+
+
+class _InputGridRestorer(MeasuredBandRestorer):
+    """The step with its result kept on the input grid (the band it decides), the network's output left as it is."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.result = np.empty(self.measured.shape, dtype=np.float32)
+
+    def _correct(self, first, last, estimate):
+        self.result[first:last] = estimate.cpu().numpy()
+
+
+def restored_on_input_grid(measured: np.ndarray, output: np.ndarray, sigma: float, device, magnitude: bool,
+                           noise_scale: float = 1.0) -> np.ndarray:
+    """The whole step on a (S, r, c) stack at once from the network's `output` (not changed): the result on the
+    input's own grid, the band the step decides (beyond it the network's output stays as it is)."""
+    restorer = _InputGridRestorer(measured, output, sigma, device, magnitude, noise_scale)
+    restorer.advance(measured.shape[0])
+    return restorer.result

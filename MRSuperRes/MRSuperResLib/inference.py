@@ -244,6 +244,27 @@ def _divided_by_map(stack, relative_noise):
     return divided
 
 
+def _tuned_noise_scale(model, stack, out_rows_cols, sigma, device, ratio, batch_size, magnitude):
+    """The factor of sigma for the Wiener step of this volume (wiener_tuning.py), chosen at full strength on a slab."""
+    from . import wiener_tuning
+    from .data_consistency import restored_on_input_grid
+
+    if not wiener_tuning.ENABLED or (tuple(stack.shape[1:]) != tuple(out_rows_cols)
+                                     and not wiener_tuning.WHEN_SUPER_RESOLVING):
+        return 1.0
+
+    def network(slab):
+        return np.concatenate([_restore_batch(model, slab, first, min(len(slab), first + batch_size), out_rows_cols,
+                                              sigma, 1.0, device, ratio) for first in range(0, len(slab), batch_size)])
+
+    def restore(slab, output, factor):
+        return restored_on_input_grid(slab, output, sigma, device, magnitude, factor)
+
+    first, last = wiener_tuning.slab_bounds(stack)
+    return wiener_tuning.tuned_noise_scale(
+        lambda: wiener_tuning.choose_noise_scale(stack[first:last], sigma, network, restore))
+
+
 def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="auto", batch_size=None,
             model_id=None, progress=None, cancel: threading.Event | None = None, models_dir=None,
             data_consistency=True, acquired_matrix="auto", stated_matrix=None, noise_map="off"):
@@ -290,8 +311,11 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
     if data_consistency:
         from .data_consistency import MeasuredBandRestorer
 
-        # The noise the Wiener step assumes is the network's condition: strength 0 keeps the measured band as is.
-        restorer = MeasuredBandRestorer(stack, output, denoise * sigma, torch_device, magnitude=magnitude)
+        # The noise the Wiener step assumes is the network's condition (strength 0 keeps the measured band as is),
+        # times the factor that suits this volume at full strength.
+        noise_scale = (_tuned_noise_scale(model, stack, out_rows_cols, sigma, torch_device, ratio, batch_size, magnitude)
+                       if sigma > 0 else 1.0)
+        restorer = MeasuredBandRestorer(stack, output, denoise * sigma, torch_device, magnitude, noise_scale)
     total, done, finished, rescaled = stack.shape[0], 0, 0, 0
     while finished < total:
         if cancel is not None and cancel.is_set():
