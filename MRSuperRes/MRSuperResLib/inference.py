@@ -315,7 +315,8 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
         # times the factor that suits this volume at full strength.
         noise_scale = (_tuned_noise_scale(model, stack, out_rows_cols, sigma, torch_device, ratio, batch_size, magnitude)
                        if sigma > 0 else 1.0)
-        restorer = MeasuredBandRestorer(stack, output, denoise * sigma, torch_device, magnitude, noise_scale)
+        restorer = MeasuredBandRestorer(stack, output, denoise * sigma, torch_device, magnitude=magnitude,
+                                        noise_scale=noise_scale)
     total, done, finished, rescaled = stack.shape[0], 0, 0, 0
     while finished < total:
         if cancel is not None and cancel.is_set():
