@@ -127,3 +127,20 @@ def test_enhance_tunes_the_step_when_denoising_only(monkeypatch):
     assert tuned < 0.9 * plain
     error(True, scale=2)
     assert len(chosen) == 1  # super-resolving keeps the estimate (WHEN_SUPER_RESOLVING)
+
+
+def test_gpu_out_of_memory_while_choosing_keeps_the_estimate(monkeypatch):
+    import torch
+
+    def out_of_memory(*args):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+
+    truth, noisy = _images("smooth", 6.0, shape=(4, 48, 48))
+    noisy = np.abs(20.0 + noisy).astype(np.float32)
+    geometry = make_ijk_to_ras((1.0, 1.0, 2.0))
+    plain, _ = inference.enhance(noisy, geometry, scale=1, model_id="mrsr-unet16-2p5d-v7", device="cpu")
+    monkeypatch.setattr(wiener_tuning, "ENABLED", True)
+    monkeypatch.setattr(wiener_tuning, "choose_noise_scale", out_of_memory)
+    with pytest.warns(UserWarning, match="choosing the Wiener step's noise level"):
+        fallback, _ = inference.enhance(noisy, geometry, scale=1, model_id="mrsr-unet16-2p5d-v7", device="cpu")
+    np.testing.assert_array_equal(fallback, plain)

@@ -265,7 +265,6 @@ class MeasuredBandRestorer:
         self.output[first:last] += correction.cpu().numpy()
 
 
-
 class _InputGridRestorer(MeasuredBandRestorer):
     """The step with its result kept on the input grid (the band it decides), the network's output left as it is."""
 

@@ -245,7 +245,10 @@ def _divided_by_map(stack, relative_noise):
 
 
 def _tuned_noise_scale(model, stack, out_rows_cols, sigma, device, ratio, batch_size, magnitude):
-    """The factor of sigma for the Wiener step of this volume (wiener_tuning.py), chosen at full strength on a slab."""
+    """The factor of sigma for the Wiener step of this volume (wiener_tuning.py), chosen at full strength on a slab;
+    1 where it is off, when super-resolving, or where the GPU runs out of memory for it."""
+    import torch
+
     from . import wiener_tuning
     from .data_consistency import restored_on_input_grid
 
@@ -261,8 +264,13 @@ def _tuned_noise_scale(model, stack, out_rows_cols, sigma, device, ratio, batch_
         return restored_on_input_grid(slab, output, sigma, device, magnitude, factor)
 
     first, last = wiener_tuning.slab_bounds(stack)
-    return wiener_tuning.tuned_noise_scale(
-        lambda: wiener_tuning.choose_noise_scale(stack[first:last], sigma, network, restore))
+    try:
+        return wiener_tuning.choose_noise_scale(stack[first:last], sigma, network, restore)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        warnings.warn("GPU out of memory while choosing the Wiener step's noise level: using the estimate as it is",
+                      stacklevel=3)
+        return 1.0
 
 
 def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="auto", batch_size=None,
@@ -313,8 +321,7 @@ def enhance(array, ijk_to_ras, scale=2, denoise=1.0, device="auto", slice_axis="
 
         # The noise the Wiener step assumes is the network's condition (strength 0 keeps the measured band as is),
         # times the factor that suits this volume at full strength.
-        noise_scale = (_tuned_noise_scale(model, stack, out_rows_cols, sigma, torch_device, ratio, batch_size, magnitude)
-                       if sigma > 0 else 1.0)
+        noise_scale = _tuned_noise_scale(model, stack, out_rows_cols, sigma, torch_device, ratio, batch_size, magnitude)
         restorer = MeasuredBandRestorer(stack, output, denoise * sigma, torch_device, magnitude=magnitude,
                                         noise_scale=noise_scale)
     total, done, finished, rescaled = stack.shape[0], 0, 0, 0

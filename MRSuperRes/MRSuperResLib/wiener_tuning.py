@@ -17,10 +17,8 @@ real EPI scans.
 """
 
 import math
-import warnings
 
 import numpy as np
-import torch
 
 # Off by default: on the four real EPI scans (docs/evaluation/real-epi) it cost -0.49 / -0.66 / -0.99 dB at x1
 # (SNR 10 / 20 / 40) against truths that carry their own noise, for +0.5 dB on the held-out means.
@@ -43,6 +41,7 @@ def slab_bounds(stack: np.ndarray, slices: int = SLAB_SLICES) -> tuple[int, int]
     count = stack.shape[0]
     if count <= slices:
         return 0, count
+    # Slice by slice: |stack| at once would copy the whole volume (400 MB for 512 x 512 x 400).
     totals = np.concatenate([[0.0], np.cumsum([float(np.abs(s).sum()) for s in stack])])
     first = int(np.argmax(totals[slices:] - totals[:-slices]))
     return first, first + slices
@@ -90,16 +89,5 @@ def choose_noise_scale(slab: np.ndarray, sigma: float, network, restore) -> floa
         index += 1
     if FACTORS[index] == 1.0 and score(FACTORS[index - 1]) < score(1.0):
         index -= 1
-    factor = FACTORS[index]
-    return factor
+    return FACTORS[index]
 
-
-def tuned_noise_scale(choose, fallback: float = 1.0) -> float:
-    """choose() (a call of choose_noise_scale), or `fallback` where the GPU runs out of memory for it."""
-    try:
-        return choose()
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
-        warnings.warn("GPU out of memory while choosing the Wiener step's noise level: using the estimate as it is",
-                      stacklevel=2)
-        return fallback
