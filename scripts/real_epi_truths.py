@@ -7,7 +7,7 @@ finest scale of the grid, unlike the smooth templates (docs/evaluation/real-scan
     python scripts/real_epi_truths.py --output data/dev/real-epi
     mrsuperres evaluate --volumes data/dev/real-epi/*.nii.gz --scale 1 2 3 --max-slices 8 --output real-epi-eval
 
-Needs nibabel (`pip install nibabel`): SimpleITK refuses S0_10slices, whose test-file header is sheared.
+Needs nibabel (in the "eval" extra): SimpleITK refuses S0_10slices, whose test-file header is sheared.
 """
 
 import argparse
