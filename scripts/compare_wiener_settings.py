@@ -3,11 +3,12 @@
 
 Same truths, grids, seeds and PSNR as `mrsuperres evaluate --max-slices 8 --scale 1 2 3` (as in
 compare_models.py). A setting is DEPTH:PASSES:EXPONENT[:GROUPS]: slices per block, Wiener passes, the exponent of
-the final pass's noise, sigma / scale^EXPONENT when super-resolving, and whether the final pass filters groups of
-similar blocks when denoising (1, the default, or 0: fixed blocks) or at every scale (2). 1:1:0:0 is the first,
-2D single-pass form; 4:2:0.5 is what ships (4:2:1 before session 10).
+the final pass's noise, sigma / scale^EXPONENT when super-resolving (X2/X3 for one at x2 and one at x3, one number
+for both), and whether the final pass filters groups of similar blocks when denoising (1, the default, or 0: fixed
+blocks) or at every scale (2). 1:1:0:0 is the first, 2D single-pass form; 4:2:0.5/0.25 is what ships (4:2:1 before
+session 10, 4:2:0.5 before session 20).
 
-    python scripts/compare_wiener_settings.py --model mrsr-unet48-2d-v1 --settings 4:2:1 4:2:0.5 --output wiener.md
+    python scripts/compare_wiener_settings.py --model mrsr-unet48-2d-v1 --settings 4:2:1 4:2:0.5/0.25 --output wiener.md
 """
 
 import argparse
@@ -25,7 +26,9 @@ def use_setting(setting):
     """Make inference's Wiener step use DEPTH:PASSES:EXPONENT[:GROUPS] (module state: one setting at a time)."""
     depth, passes, exponent, *groups = setting.split(":")
     data_consistency.DEPTH, data_consistency.PASSES = int(depth), int(passes)
-    data_consistency.FINAL_PASS_NOISE_EXPONENT = float(exponent)
+    at_x2, _, at_x3 = exponent.partition("/")
+    data_consistency.FINAL_PASS_NOISE_EXPONENT = float(at_x2)
+    data_consistency.X3_FINAL_PASS_NOISE_EXPONENT = float(at_x3 or at_x2)
     data_consistency.BLOCK_MATCHING_WHEN_DENOISING = bool(int(groups[0])) if groups else True
     data_consistency.BLOCK_MATCHING_WHEN_SUPER_RESOLVING = bool(groups) and int(groups[0]) == 2
 

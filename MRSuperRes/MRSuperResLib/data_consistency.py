@@ -40,7 +40,7 @@ PILOT_PASS_STRIDE = 4
 DEPTH = 4  # slices per block (stride 1 across slices)
 PASSES = 2  # Wiener passes; each later pass uses the previous estimate as pilot
 # When super-resolving, the network's output under-represents small bright structures in the measured band, so
-# the final pass assumes sigma / scale^FINAL_PASS_NOISE_EXPONENT (sigma / 1.41 at x2, sigma / 1.73 at x3); earlier
+# the final pass assumes sigma / scale^FINAL_PASS_NOISE_EXPONENT (sigma / 1.41 at x2; x3 below); earlier
 # passes assume sigma and keep their pilot clean. Since the method-noise check brings back what a pass removes from
 # a small lesion, the final pass can denoise more than at sigma / scale (the form before session 10). Default
 # model against sigma / scale: +0.45 / +0.20 / +0.01 dB mean PSNR at x2 (SNR 10 / 20 / 40), +0.57 / +0.21 / -0.01
@@ -49,6 +49,17 @@ PASSES = 2  # Wiener passes; each later pass uses the previous estimate as pilot
 # more on the smooth templates at SNR 10 but loses 0.07 / 0.14 dB on the GE series at SNR 20 / 40
 # (docs/evaluation/model-comparison.md, "The final pass after the method-noise check").
 FINAL_PASS_NOISE_EXPONENT = 0.5
+# At x3 the exponent falls to this (linear from x2). Together with method_noise's lower x3 threshold it keeps the
+# 3 mm lesion at every SNR for -0.07 dB at SNR 10; at sigma / sqrt(3) a threshold low enough for the lesion costs
+# -0.13 to -0.29 dB there (method_noise.X3_THRESHOLD_FACTOR).
+X3_FINAL_PASS_NOISE_EXPONENT = 0.25
+
+
+def final_pass_noise_exponent(scale: float) -> float:
+    """Exponent of the final pass's noise, sigma / scale^exponent, at this scale (output over input pixel size)."""
+    return float(np.interp(scale, (2.0, 3.0), (FINAL_PASS_NOISE_EXPONENT, X3_FINAL_PASS_NOISE_EXPONENT)))
+
+
 # When denoising (x1), the final pass filters groups of similar blocks instead of single blocks (block_matching.py):
 # +0.45 dB mean PSNR at x1, +0.15 to +0.2 dB on the real GE series, for 24-28 s instead of 18 s of enhance() at x1
 # on the 2-core CPU (256 x 256 x 176, fast model; 0.18 s for the step on an H100). When super-resolving they gain
@@ -164,7 +175,7 @@ class MeasuredBandRestorer:
         self.scale = math.sqrt(self.out_shape[0] * self.out_shape[1] / (self.in_shape[0] * self.in_shape[1]))
         # Noise each pass assumes: sigma, except the final pass when super-resolving (see FINAL_PASS_NOISE_EXPONENT).
         wiener_sigma = float(sigma) * noise_scale
-        self.sigmas = [wiener_sigma] * (passes - 1) + [wiener_sigma / self.scale**FINAL_PASS_NOISE_EXPONENT]
+        self.sigmas = [wiener_sigma] * (passes - 1) + [wiener_sigma / self.scale**final_pass_noise_exponent(self.scale)]
         self.sigma = float(sigma)
         self.strides = [PILOT_PASS_STRIDE] * (passes - 1) + [STRIDE]
         # Slices beyond a chunk that each stage's result depends on: a chunk is computed with them, then cropped.

@@ -6,9 +6,9 @@ or ringing, a fine real detail. The residual's small-scale part (less its in-pla
 with a small Gaussian (a matched filter for structures of a pixel or two, across neighbouring slices too) and
 divided by the SD white noise of the assumed level would have after these two steps; where this z exceeds a
 threshold, the small-scale residual comes back, in full from one unit of z above it. The threshold is divided by
-the scale because the final Wiener pass of a super-resolution assumes less noise (sigma / sqrt(scale),
-data_consistency.FINAL_PASS_NOISE_EXPONENT): its residual holds less noise, so a chance excess costs less, while a
-lesion's deficit is spread over fewer, coarser pixels.
+the scale because the final Wiener pass of a super-resolution assumes less noise (sigma / sqrt(scale) at x2,
+data_consistency.final_pass_noise_exponent): its residual holds less noise, so a chance excess costs less, while a
+lesion's deficit is spread over fewer, coarser pixels. At x3 it is lowered further (X3_THRESHOLD_FACTOR).
 
 Measured with the quality model v3 (docs/evaluation/model-comparison.md, "The method-noise check"): the 3 mm
 lesion of `mrsuperres evaluate` now keeps its contrast at x1 at every SNR (27.3 / 26.2 / 25.7 at SNR 10 / 20 / 40,
@@ -19,6 +19,7 @@ and since the check guards it, the final Wiener pass denoises more (data_consist
 
 import functools
 
+import numpy as np
 import torch
 
 from .simulate import gaussian_kernel
@@ -30,6 +31,12 @@ SMOOTHING_SD = (0.7, 0.8)  # Gaussian SD of the matched filter: (slices, pixels 
 # is significant but no structure.
 BACKGROUND_SD = 4.0
 THRESHOLD_Z = 2.0  # z where the residual starts to come back, divided by the scale; in full one unit above
+# At x3 a 3 mm lesion is one input pixel and the threshold is lowered further, by this factor (linear from 1 at x2;
+# x1 and x2 as before). With data_consistency's x3 final pass at sigma / 3^0.25 it keeps the lesion of `mrsuperres
+# evaluate` at x3: 14.15 / 14.87 / 14.42 at SNR 10 / 20 / 40 against limits of 13.78 / 14.68 / 13.69 (12.83 /
+# 14.14 / 13.95 with factor 1 and sigma / sqrt(3)), for -0.07 / -0.03 / -0.02 dB of mean PSNR on the held-out
+# volumes (docs/evaluation/model-comparison.md, "The small lesion at x3").
+X3_THRESHOLD_FACTOR = 0.4
 HALO = len(gaussian_kernel(SMOOTHING_SD[0])) // 2  # slices beyond a range that its result depends on
 
 
@@ -65,6 +72,12 @@ def smoothed_z(residual: torch.Tensor, sigma: float) -> torch.Tensor:
     return _z(_detail(residual), sigma)
 
 
+def threshold_z(scale: float) -> float:
+    """z where the residual starts to come back at this scale (output over input pixel size)."""
+    factor = float(np.interp(scale, (2.0, 3.0), (1.0, X3_THRESHOLD_FACTOR)))
+    return THRESHOLD_Z / max(1.0, scale) * factor
+
+
 def keep_significant_residual(measured: torch.Tensor, estimate: torch.Tensor, sigma: float,
                               scale: float) -> torch.Tensor:
     """`estimate` of (S, r, c) `measured` slices (white noise of SD `sigma`), with the small-scale part of the
@@ -72,6 +85,6 @@ def keep_significant_residual(measured: torch.Tensor, estimate: torch.Tensor, si
     if sigma <= 0:
         return estimate
     detail = _detail(measured - estimate)
-    start = THRESHOLD_Z / max(1.0, scale)
+    start = threshold_z(scale)
     weight = (_z(detail, sigma).abs_() - start).clamp_(0.0, 1.0)
     return estimate + weight * detail
