@@ -15,18 +15,22 @@ from benchmark_enhance import Case  # noqa: E402  (measure_model_timing put benc
 
 def test_measure_times_x2_and_x1_per_output_megavoxel(monkeypatch):
     monkeypatch.setitem(measure_model_timing.CASES, "tiny", Case((10, 32, 32), (1.0, 1.0, 3.0), "test volume"))
-    calls = []
+    calls, clock = [], [0.0]
     original = measure_model_timing.inference.enhance
 
     def counted(array, geometry, **options):
         calls.append((array.shape, options["scale"]))
+        clock[0] += {2: 2.0, 1: 3.0}[options["scale"]] * (len(calls) % 3 != 1)  # timed runs: 2 s at x2, 3 s at x1
         return original(array, geometry, **options)
 
     monkeypatch.setattr(measure_model_timing.inference, "enhance", counted)
+    monkeypatch.setattr(measure_model_timing.time, "perf_counter", lambda: clock[0])
     timings = measure_model_timing.measure(["mrsr-unet16-2p5d-v7"], "cpu", "tiny", repeat=2, log=lambda line: None)
     entry = timings["mrsr-unet16-2p5d-v7"]
     assert set(entry) == {"cpu_measured", "cpu_seconds_per_megavoxel", "cpu_denoise_seconds_per_megavoxel"}
-    assert entry["cpu_seconds_per_megavoxel"] > 0 and entry["cpu_denoise_seconds_per_megavoxel"] > 0
+    # Per megavoxel of output: 10 x 64 x 64 voxels at x2, 10 x 32 x 32 at x1.
+    assert entry["cpu_seconds_per_megavoxel"] == pytest.approx(2.0 / (10 * 64 * 64 / 1e6), rel=1e-3)
+    assert entry["cpu_denoise_seconds_per_megavoxel"] == pytest.approx(3.0 / (10 * 32 * 32 / 1e6), rel=1e-3)
     assert "tiny" in entry["cpu_measured"] and "median of 2" in entry["cpu_measured"]
     # One untimed run on 8 slices, then the timed runs on the whole volume, at each scale.
     assert calls == [((8, 32, 32), 2), ((10, 32, 32), 2), ((10, 32, 32), 2),

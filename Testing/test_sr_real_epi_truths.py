@@ -3,10 +3,9 @@
 import sys
 from pathlib import Path
 
+import nibabel  # in the "eval" extra, which `make test` installs
 import numpy as np
 import pytest
-
-nibabel = pytest.importorskip("nibabel")  # in the "eval" extra, which `make test` installs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 

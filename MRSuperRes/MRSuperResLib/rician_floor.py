@@ -40,7 +40,6 @@ def rician_mean(amplitude: torch.Tensor, sigma: float) -> torch.Tensor:
     return sigma * math.sqrt(math.pi / 2) * ((1 + 2 * t) * torch.special.i0e(t) + 2 * t * torch.special.i1e(t))
 
 
-
 @functools.cache
 def _tables(device: str):
     """For sigma = 1, on uniform grids (so a lookup is an index, not a search):
